@@ -1,0 +1,401 @@
+"""Official pix2gestalt Lightning checkpoint -> diffusers folder (safetensors).
+
+The checkpoint is read with :func:`p2g3d.checkpoint.load_lightning_state_dict` (restricted unpickling, memory
+mapped). Keys are mapped as follows:
+
+=====================================  ==========================================================================
+checkpoint                             diffusers component
+=====================================  ==========================================================================
+``model_ema.diffusion_model<name>``    ``unet`` (EMA weights, the ones inference uses; names with dots removed)
+``first_stage_model.*``                ``vae``
+``cond_stage_model.model.visual.*``    ``image_encoder`` (OpenAI CLIP -> ``CLIPVisionModelWithProjection``)
+``cc_projection.*``                    ``cc_projection``
+``model.diffusion_model.*``            ignored: the raw (non-EMA) training weights
+schedule buffers, EMA bookkeeping,     ignored (the scheduler config carries the schedule)
+CLIP text-side leftovers
+=====================================  ==========================================================================
+
+UNet and VAE key maps reuse ``diffusers.loaders.single_file_utils``. The UNet / VAE sizes come from the official
+yaml (packaged as the default); CLIP width, depth, patch size and the cc_projection size are inferred from tensor
+shapes. Any key outside these groups is an error, so nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+import yaml
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers.loaders.single_file_utils import (
+    convert_ldm_unet_checkpoint,
+    convert_ldm_vae_checkpoint,
+    create_unet_diffusers_config_from_ldm,
+    create_vae_diffusers_config_from_ldm,
+)
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+from .checkpoint import load_lightning_state_dict
+from .pipelines.cc_projection import CCProjection
+from .pipelines.official_ddim import official_ddim_scheduler
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ConversionError", "ConvertedModel", "convert_checkpoint", "convert_state_dict", "default_config"]
+
+RAW_UNET_PREFIX = "model.diffusion_model."
+EMA_PREFIX = "model_ema."
+VAE_PREFIX = "first_stage_model."
+CLIP_VISUAL_PREFIX = "cond_stage_model.model.visual."
+CC_PROJECTION_PREFIX = "cc_projection."
+SCHEDULE_BUFFERS = frozenset(
+    {
+        "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
+        "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod",
+        "posterior_variance", "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2",
+    }
+)  # fmt: skip
+EMA_BOOKKEEPING = frozenset({"model_ema.decay", "model_ema.num_updates"})
+CLIP_TEXT_LEFTOVERS = frozenset(
+    {
+        "cond_stage_model.model.positional_embedding", "cond_stage_model.model.text_projection",
+        "cond_stage_model.model.logit_scale", "cond_stage_model.model.token_embedding.weight",
+        "cond_stage_model.model.ln_final.weight", "cond_stage_model.model.ln_final.bias",
+    }
+)  # fmt: skip
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PIX2GESTALT_IN_CHANNELS = 12
+DEFAULT_CONFIG_NAME = "sd-finetune-pix2gestalt-c_concat-256.yaml"
+
+
+class ConversionError(ValueError):
+    """The checkpoint does not fit the pix2gestalt layout (missing EMA weights, unknown keys, shape mismatch)."""
+
+
+@dataclass
+class ConvertedModel:
+    """Diffusers configs and state dicts of every component, plus what was deliberately left out."""
+
+    unet_config: dict
+    unet_state_dict: dict[str, torch.Tensor]
+    vae_config: dict
+    vae_state_dict: dict[str, torch.Tensor]
+    clip_config: dict
+    clip_state_dict: dict[str, torch.Tensor]
+    cc_projection_config: dict
+    cc_projection_state_dict: dict[str, torch.Tensor]
+    scheduler_config: dict
+    ignored_key_counts: dict[str, int] = field(default_factory=dict)
+
+
+def default_config() -> dict:
+    """The official pix2gestalt yaml (model section), as a dict."""
+    text = resources.files("p2g3d.configs").joinpath(DEFAULT_CONFIG_NAME).read_text()
+    return yaml.safe_load(text)
+
+
+def _ema_unet_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """EMA UNet weights under their raw ``model.diffusion_model.*`` names.
+
+    The EMA copy stores ``model.diffusion_model.a.b.c`` as ``model_ema.diffusion_modelabc``; names are matched
+    from the raw parameter list, never by re-inserting dots.
+    """
+    raw_names = [key for key in state_dict if key.startswith(RAW_UNET_PREFIX)]
+    if not raw_names:
+        raise ConversionError("checkpoint has no model.diffusion_model.* weights: not a latent-diffusion checkpoint")
+    ema_weights, missing = {}, []
+    for raw_name in raw_names:
+        ema_name = EMA_PREFIX + raw_name[len("model.") :].replace(".", "")
+        if ema_name not in state_dict:
+            missing.append(ema_name)
+            continue
+        ema_weight = state_dict[ema_name]
+        if ema_weight.shape != state_dict[raw_name].shape:
+            raise ConversionError(f"{ema_name} has shape {tuple(ema_weight.shape)}, raw weight {tuple(state_dict[raw_name].shape)}")
+        ema_weights[raw_name] = ema_weight
+    if missing:
+        raise ConversionError(
+            f"checkpoint lacks EMA weights for {len(missing)} of {len(raw_names)} UNet parameters (first: {missing[0]}); "
+            "inference needs the EMA UNet, the raw training weights give different outputs"
+        )
+    return ema_weights
+
+
+def _clip_config(state_dict: dict[str, torch.Tensor]) -> dict:
+    """``CLIPVisionConfig`` kwargs inferred from the OpenAI CLIP visual tensor shapes."""
+    prefix = CLIP_VISUAL_PREFIX
+    try:
+        conv = state_dict[prefix + "conv1.weight"]
+        positions = state_dict[prefix + "positional_embedding"].shape[0]
+        projection = state_dict[prefix + "proj"]
+        mlp = state_dict[prefix + "transformer.resblocks.0.mlp.c_fc.weight"]
+    except KeyError as error:
+        raise ConversionError(f"checkpoint lacks the CLIP vision tower key {error}") from error
+    width, patch = conv.shape[0], conv.shape[-1]
+    grid = round((positions - 1) ** 0.5)
+    if grid * grid != positions - 1:
+        raise ConversionError(f"CLIP positional embedding has {positions} rows, expected 1 + a square number")
+    layer_ids = {int(m.group(1)) for k in state_dict if (m := re.match(re.escape(prefix) + r"transformer\.resblocks\.(\d+)\.", k))}
+    return {
+        "hidden_size": width,
+        "intermediate_size": mlp.shape[0],
+        "projection_dim": projection.shape[1],
+        "num_hidden_layers": len(layer_ids),
+        "num_attention_heads": width // 64,
+        "num_channels": 3,
+        "image_size": grid * patch,
+        "patch_size": patch,
+        "hidden_act": "quick_gelu",
+        "layer_norm_eps": 1e-5,
+    }
+
+
+def _clip_state_dict(state_dict: dict[str, torch.Tensor], num_layers: int) -> tuple[dict[str, torch.Tensor], set[str]]:
+    """OpenAI CLIP visual keys -> ``CLIPVisionModelWithProjection`` keys; also returns the keys consumed."""
+    p, hf = CLIP_VISUAL_PREFIX, "vision_model."
+    mapping = {
+        "class_embedding": hf + "embeddings.class_embedding",
+        "positional_embedding": hf + "embeddings.position_embedding.weight",
+        "conv1.weight": hf + "embeddings.patch_embedding.weight",
+        "ln_pre.weight": hf + "pre_layrnorm.weight",
+        "ln_pre.bias": hf + "pre_layrnorm.bias",
+        "ln_post.weight": hf + "post_layernorm.weight",
+        "ln_post.bias": hf + "post_layernorm.bias",
+    }
+    layer_mapping = {
+        "attn.out_proj.weight": "self_attn.out_proj.weight",
+        "attn.out_proj.bias": "self_attn.out_proj.bias",
+        "ln_1.weight": "layer_norm1.weight",
+        "ln_1.bias": "layer_norm1.bias",
+        "ln_2.weight": "layer_norm2.weight",
+        "ln_2.bias": "layer_norm2.bias",
+        "mlp.c_fc.weight": "mlp.fc1.weight",
+        "mlp.c_fc.bias": "mlp.fc1.bias",
+        "mlp.c_proj.weight": "mlp.fc2.weight",
+        "mlp.c_proj.bias": "mlp.fc2.bias",
+    }
+    converted, used = {}, set()
+
+    def take(key: str) -> torch.Tensor:
+        if p + key not in state_dict:
+            raise ConversionError(f"checkpoint lacks the CLIP vision tower key {p + key!r}")
+        used.add(p + key)
+        return state_dict[p + key]
+
+    for source, target in mapping.items():
+        converted[target] = take(source)
+    for i in range(num_layers):
+        src, dst = f"transformer.resblocks.{i}.", f"{hf}encoder.layers.{i}."
+        for source, target in layer_mapping.items():
+            converted[dst + target] = take(src + source)
+        for kind in ("weight", "bias"):
+            q, k, v = take(f"{src}attn.in_proj_{kind}").chunk(3, dim=0)
+            converted[f"{dst}self_attn.q_proj.{kind}"] = q
+            converted[f"{dst}self_attn.k_proj.{kind}"] = k
+            converted[f"{dst}self_attn.v_proj.{kind}"] = v
+    converted["visual_projection.weight"] = take("proj").t()
+    return converted, used
+
+
+def convert_state_dict(state_dict: dict[str, torch.Tensor], config: dict | None = None) -> ConvertedModel:
+    """Map an official pix2gestalt state dict onto diffusers components (no tensor data is copied).
+
+    Works on meta tensors too, which makes checking the full-size key layout cheap.
+
+    Args:
+        state_dict: the checkpoint's ``state_dict``.
+        config: the official yaml as a dict (default: the packaged official config).
+    """
+    config = config or default_config()
+    params = config["model"]["params"]
+    unet_params = params["unet_config"]["params"]
+    conv_in = state_dict.get(RAW_UNET_PREFIX + "input_blocks.0.0.weight")
+    if conv_in is None:
+        raise ConversionError("checkpoint has no UNet input convolution (model.diffusion_model.input_blocks.0.0.weight)")
+    if conv_in.shape[1] != PIX2GESTALT_IN_CHANNELS:
+        raise ConversionError(
+            f"UNet takes {conv_in.shape[1]} input channels; a pix2gestalt checkpoint has {PIX2GESTALT_IN_CHANNELS}"
+        )
+    for name, expected, found in (
+        ("in_channels", unet_params["in_channels"], conv_in.shape[1]),
+        ("model_channels", unet_params["model_channels"], conv_in.shape[0]),
+    ):
+        if expected != found:
+            raise ConversionError(
+                f"the config says UNet {name}={expected} but the checkpoint has {found}: pass the checkpoint's own "
+                "yaml (--config)"
+            )
+
+    known = SCHEDULE_BUFFERS | EMA_BOOKKEEPING | CLIP_TEXT_LEFTOVERS
+    prefixes = (RAW_UNET_PREFIX, EMA_PREFIX, VAE_PREFIX, CLIP_VISUAL_PREFIX, CC_PROJECTION_PREFIX)
+    unknown = sorted(k for k in state_dict if k not in known and not k.startswith(prefixes))
+    if unknown:
+        raise ConversionError(f"checkpoint has {len(unknown)} keys outside the pix2gestalt layout, e.g. {unknown[:5]}")
+
+    # UNet from the EMA weights.
+    ema_unet = _ema_unet_state_dict(state_dict)
+    unused_ema = {k for k in state_dict if k.startswith(EMA_PREFIX)} - EMA_BOOKKEEPING - {
+        EMA_PREFIX + k[len("model.") :].replace(".", "") for k in ema_unet
+    }
+    if unused_ema:
+        raise ConversionError(f"{len(unused_ema)} EMA keys match no UNet parameter, e.g. {sorted(unused_ema)[:3]}")
+    vae_ddconfig = params["first_stage_config"]["params"]["ddconfig"]
+    vae_factor = 2 ** (len(vae_ddconfig["ch_mult"]) - 1)
+    image_size = params["image_size"] * vae_factor
+    vae_source = {k: v for k, v in state_dict.items() if k.startswith(VAE_PREFIX)}
+    with warnings.catch_warnings():  # diffusers deprecates passing image_size, but infers a wrong one without it
+        warnings.simplefilter("ignore", FutureWarning)
+        unet_config = create_unet_diffusers_config_from_ldm(config, ema_unet, image_size=image_size)
+        vae_config = create_vae_diffusers_config_from_ldm(config, vae_source, image_size=vae_ddconfig["resolution"])
+    unet_state_dict = convert_ldm_unet_checkpoint(ema_unet, unet_config)
+
+    # VAE, CLIP, cc_projection.
+    vae_state_dict = convert_ldm_vae_checkpoint(vae_source, vae_config)
+    if len(vae_state_dict) != len(vae_source):
+        raise ConversionError(f"VAE: {len(vae_source)} checkpoint tensors mapped to {len(vae_state_dict)} diffusers tensors")
+    clip_config = _clip_config(state_dict)
+    clip_state_dict, clip_used = _clip_state_dict(state_dict, clip_config["num_hidden_layers"])
+    clip_unused = {k for k in state_dict if k.startswith(CLIP_VISUAL_PREFIX)} - clip_used
+    if clip_unused:
+        raise ConversionError(f"CLIP keys left unmapped: {sorted(clip_unused)[:5]}")
+    try:
+        cc_weight, cc_bias = state_dict["cc_projection.weight"], state_dict["cc_projection.bias"]
+    except KeyError as error:
+        raise ConversionError(f"checkpoint lacks {error}") from error
+    if cc_weight.shape[1] != clip_config["projection_dim"]:
+        raise ConversionError(f"cc_projection takes {cc_weight.shape[1]} features, CLIP gives {clip_config['projection_dim']}")
+
+    scheduler = official_ddim_scheduler()
+    scheduler_config = dict(scheduler.config)
+    scheduler_config.update(
+        num_train_timesteps=params.get("timesteps", 1000),
+        beta_start=params.get("linear_start", 0.00085),
+        beta_end=params.get("linear_end", 0.012),
+    )
+    return ConvertedModel(
+        unet_config=unet_config,
+        unet_state_dict=unet_state_dict,
+        vae_config=vae_config,
+        vae_state_dict=vae_state_dict,
+        clip_config=clip_config,
+        clip_state_dict=clip_state_dict,
+        cc_projection_config={"in_features": cc_weight.shape[1], "out_features": cc_weight.shape[0]},
+        cc_projection_state_dict={"projection.weight": cc_weight, "projection.bias": cc_bias},
+        scheduler_config=scheduler_config,
+        ignored_key_counts={
+            "raw (non-EMA) UNet": sum(k.startswith(RAW_UNET_PREFIX) for k in state_dict),
+            "schedule buffers": sum(k in SCHEDULE_BUFFERS for k in state_dict),
+            "EMA bookkeeping": sum(k in EMA_BOOKKEEPING for k in state_dict),
+            "CLIP text leftovers": sum(k in CLIP_TEXT_LEFTOVERS for k in state_dict),
+        },
+    )
+
+
+def build_components(converted: ConvertedModel, dtype: torch.dtype = torch.float32) -> dict[str, torch.nn.Module]:
+    """Instantiate the diffusers components and load the converted weights strictly.
+
+    Parameters are created on the meta device and the converted tensors are assigned (no extra copy, memory-mapped
+    tensors stay on disk until written), then cast to ``dtype``.
+    """
+    from accelerate import init_empty_weights
+
+    with init_empty_weights(include_buffers=False):
+        modules = {
+            "unet": UNet2DConditionModel(**converted.unet_config),
+            "vae": AutoencoderKL(**converted.vae_config),
+            "image_encoder": CLIPVisionModelWithProjection(CLIPVisionConfig(**converted.clip_config)),
+            "cc_projection": CCProjection(**converted.cc_projection_config),
+        }
+    state_dicts = {
+        "unet": converted.unet_state_dict,
+        "vae": converted.vae_state_dict,
+        "image_encoder": converted.clip_state_dict,
+        "cc_projection": converted.cc_projection_state_dict,
+    }
+    for name, module in modules.items():
+        expected = module.state_dict()
+        given = state_dicts[name]
+        missing, unexpected = sorted(set(expected) - set(given)), sorted(set(given) - set(expected))
+        if missing or unexpected:
+            raise ConversionError(f"{name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        for key, tensor in given.items():
+            if tuple(tensor.shape) != tuple(expected[key].shape):
+                raise ConversionError(f"{name}.{key}: checkpoint shape {tuple(tensor.shape)}, model {tuple(expected[key].shape)}")
+        module.load_state_dict({k: v.contiguous() for k, v in given.items()}, strict=True, assign=True)
+        if dtype != torch.float32:
+            module.to(dtype)
+        module.eval()
+    return modules
+
+
+def convert_checkpoint(
+    checkpoint_path: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    config_path: str | os.PathLike | None = None,
+    dtype: str = "fp32",
+    overwrite: bool = False,
+) -> Path:
+    """Convert an official pix2gestalt ``.ckpt`` into a diffusers folder of safetensors files.
+
+    The folder loads with ``Pix2GestaltPipeline.from_pretrained`` (and ``DiffusionPipeline.from_pretrained`` once
+    ``p2g3d`` is imported). It is written to a temporary folder beside ``output_dir`` and renamed into place, so a
+    failed conversion never leaves a half-written model.
+
+    Args:
+        checkpoint_path: official Lightning checkpoint (e.g. ``epoch=000005.ckpt``).
+        output_dir: destination folder; must not exist or be empty unless ``overwrite``.
+        config_path: official yaml; default: the packaged official pix2gestalt config.
+        dtype: ``"fp32"``, ``"fp16"`` or ``"bf16"`` for the saved weights.
+        overwrite: replace an existing non-empty ``output_dir``.
+    """
+    from . import __version__
+    from .pipelines.pix2gestalt import Pix2GestaltPipeline
+
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    output_dir = Path(output_dir)
+    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{output_dir} exists and is not empty (use overwrite=True / --overwrite)")
+    if config_path is not None:
+        config = yaml.safe_load(Path(config_path).read_text())
+        if not isinstance(config, dict) or "model" not in config:
+            raise ConversionError(f"{config_path} is not a latent-diffusion yaml (no 'model' section)")
+    else:
+        config = default_config()
+
+    state_dict = load_lightning_state_dict(checkpoint_path)
+    converted = convert_state_dict(state_dict, config)
+    modules = build_components(converted, DTYPES[dtype])
+    from diffusers import DDIMScheduler
+
+    pipeline = Pix2GestaltPipeline(scheduler=DDIMScheduler.from_config(converted.scheduler_config), **modules)
+
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    try:
+        pipeline.save_pretrained(staging, safe_serialization=True)
+        provenance = {
+            "source": Path(checkpoint_path).name,
+            "dtype": dtype,
+            "p2g3d_version": __version__,
+            "unet_weights": "EMA",
+            "ignored_checkpoint_keys": converted.ignored_key_counts,
+        }
+        (staging / "conversion.json").write_text(json.dumps(provenance, indent=2) + "\n")
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        os.replace(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("converted %s -> %s (%s; ignored %s)", checkpoint_path, output_dir, dtype, converted.ignored_key_counts)
+    return output_dir
