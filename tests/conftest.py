@@ -1,0 +1,51 @@
+"""Shared fixtures: the official reference bundles and tiny pipelines built from configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from p2g3d.convert import convert_checkpoint
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_DIR = Path(os.environ.get("P2G3D_REFERENCE_DIR", PROJECT_ROOT.parent / "shared" / "reference"))
+P2G_REFERENCE = REFERENCE_DIR / "pix2gestalt_tiny"
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_cpu():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(scope="session")
+def p2g_reference() -> Path:
+    if not (P2G_REFERENCE / "pix2gestalt_tiny.ckpt").is_file():
+        pytest.skip(f"reference bundle not found at {P2G_REFERENCE} (set P2G3D_REFERENCE_DIR)")
+    return P2G_REFERENCE
+
+
+@pytest.fixture(scope="session")
+def converted_tiny(p2g_reference, tmp_path_factory) -> Path:
+    """The official tiny checkpoint converted by our converter (fp32)."""
+    output = tmp_path_factory.mktemp("converted") / "pix2gestalt_tiny"
+    return convert_checkpoint(
+        p2g_reference / "pix2gestalt_tiny.ckpt", output, config_path=p2g_reference / "pix2gestalt_tiny.yaml"
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline():
+    from tiny_models import make_tiny_pipeline
+
+    return make_tiny_pipeline()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_pipeline, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny") / "model"
+    tiny_pipeline.save_pretrained(folder)
+    return folder
