@@ -1,0 +1,114 @@
+"""AmodalCompleter on a tiny pipeline: frames, masks, seeds, batching, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from p2g3d.completer import AmodalCompleter
+
+HEIGHT, WIDTH = 37, 53
+
+
+@pytest.fixture(scope="module")
+def completer(tiny_pipeline):
+    return AmodalCompleter(tiny_pipeline, num_samples=3, num_inference_steps=4, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    first = np.zeros((HEIGHT, WIDTH), bool)
+    first[5:20, 4:25] = True
+    second = np.zeros((HEIGHT, WIDTH), bool)
+    second[15:35, 30:50] = True
+    return image, first, second
+
+
+def test_results_live_in_the_original_frame(completer, scene):
+    image, first, second = scene
+    objects = completer(image, [first, second], seed=3, show_progress=False)
+    assert [o.label for o in objects] == [0, 1]
+    for obj, visible in zip(objects, (first, second)):
+        assert obj.whole_rgb.shape == (HEIGHT, WIDTH, 3) and obj.whole_rgba.shape == (HEIGHT, WIDTH, 4)
+        assert obj.sample_masks.shape == (3, HEIGHT, WIDTH) and obj.sample_images.shape == (3, HEIGHT, WIDTH, 3)
+        assert obj.amodal_mask.dtype == np.bool_ and (obj.amodal_mask | ~visible).all()  # contains the visible mask
+        np.testing.assert_array_equal(obj.occluded_mask, obj.amodal_mask & ~visible)
+        np.testing.assert_array_equal(obj.whole_rgba[..., 3] == 255, obj.amodal_mask)
+        np.testing.assert_array_equal(obj.whole_rgb, obj.sample_images[obj.best_sample])
+        assert 0.0 <= obj.confidence <= 1.0
+        with pytest.raises(ValueError):
+            obj.amodal_mask[0, 0] = True  # results are read-only
+
+
+def test_seeds_repeat_and_batching_does_not_matter(tiny_pipeline, completer, scene):
+    image, first, second = scene
+    a = completer(image, [first, second], seed=7, show_progress=False)
+    single = AmodalCompleter(tiny_pipeline, num_samples=3, num_inference_steps=4, batch_size=1)
+    b = single(image, [first, second], seed=7, show_progress=False)
+    for x, y in zip(a, b):
+        assert np.abs(x.sample_images.astype(int) - y.sample_images).max() <= 1
+    other = completer(image, [first], seed=8, show_progress=False)
+    assert not np.array_equal(a[0].sample_images, other[0].sample_images)
+
+
+def test_label_map_and_input_kinds(completer, scene):
+    image, first, second = scene
+    labels = np.zeros((HEIGHT, WIDTH), np.int32)
+    labels[first] = 4
+    labels[second & ~first] = 9
+    from_labels = completer(image, labels, seed=1, show_progress=False)
+    assert [o.label for o in from_labels] == [4, 9]
+    rgba = np.dstack([image, np.full((HEIGHT, WIDTH), 255, np.uint8)])
+    gray = image[..., 0]
+    for variant in (PIL.Image.fromarray(image), rgba, gray, torch.from_numpy(image).permute(2, 0, 1) / 255.0):
+        result = completer(variant, first, seed=1, show_progress=False)
+        assert len(result) == 1 and result[0].amodal_mask.shape == (HEIGHT, WIDTH)
+    uint8_result = completer(image, first.astype(np.uint8) * 255, seed=1, show_progress=False)[0]
+    bool_result = completer(image, first, seed=1, show_progress=False)[0]
+    np.testing.assert_array_equal(uint8_result.amodal_mask, bool_result.amodal_mask)
+
+
+def test_pad_framing(tiny_pipeline, scene):
+    image, first, _ = scene
+    padded = AmodalCompleter(tiny_pipeline, num_samples=2, num_inference_steps=4, framing="pad")
+    (obj,) = padded(image, first, show_progress=False)
+    assert obj.amodal_mask.shape == (HEIGHT, WIDTH)
+
+
+@pytest.mark.parametrize(
+    "mask, match",
+    [
+        (np.zeros((HEIGHT, WIDTH), bool), "empty"),
+        (np.ones((HEIGHT + 1, WIDTH), bool), "is 38x53 but the image is 37x53"),
+        (np.full((HEIGHT, WIDTH), 7, np.float32), "binary"),
+        ([], "empty list"),
+    ],
+)
+def test_bad_masks(completer, scene, mask, match):
+    with pytest.raises(ValueError, match=match):
+        completer(scene[0], mask, show_progress=False)
+
+
+def test_bad_settings(tiny_pipeline):
+    with pytest.raises(ValueError, match="framing"):
+        AmodalCompleter(tiny_pipeline, framing="stretch")
+    with pytest.raises(ValueError, match="mask_rule"):
+        AmodalCompleter(tiny_pipeline, mask_rule="bgr")
+    with pytest.raises(ValueError, match="num_samples"):
+        AmodalCompleter(tiny_pipeline, num_samples=0)
+
+
+def test_from_pretrained_and_devices(tiny_model_dir, tmp_path):
+    completer = AmodalCompleter.from_pretrained(tiny_model_dir, device="cpu", dtype="fp32", num_samples=2)
+    assert completer.pipeline.device.type == "cpu" and completer.size == 32
+    with pytest.raises(ValueError, match="unknown device"):
+        AmodalCompleter.from_pretrained(tiny_model_dir, device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            AmodalCompleter.from_pretrained(tiny_model_dir, device="cuda")
+    with pytest.raises(ValueError, match="dtype"):
+        AmodalCompleter.from_pretrained(tiny_model_dir, device="cpu", dtype="fp8")

@@ -1,0 +1,153 @@
+"""Pix2GestaltPipeline call contract on a tiny pipeline built from configs."""
+
+from __future__ import annotations
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from diffusers import DDIMScheduler, DiffusionPipeline, EulerDiscreteScheduler
+
+from p2g3d import Pix2GestaltPipeline
+from p2g3d.pipelines.official_ddim import official_ddim_timesteps
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def scene():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    mask = np.zeros((SIZE, SIZE), dtype=bool)
+    mask[8:20, 6:18] = True
+    return image, mask
+
+
+def run(pipe, image, mask, **kwargs):
+    settings = dict(num_inference_steps=4, guidance_scale=2.0, eta=0.0, generator=torch.Generator().manual_seed(0))
+    settings.update(kwargs)
+    return pipe(image=image, visible_mask=mask, **settings).images
+
+
+def test_output_types(tiny_pipeline, scene):
+    image, mask = scene
+    pil = run(tiny_pipeline, image, mask)
+    np_out = run(tiny_pipeline, image, mask, output_type="np")
+    pt = run(tiny_pipeline, image, mask, output_type="pt")
+    latent = run(tiny_pipeline, image, mask, output_type="latent")
+    assert isinstance(pil[0], PIL.Image.Image) and pil[0].size == (SIZE, SIZE)
+    assert np_out.shape == (1, SIZE, SIZE, 3) and pt.shape == (1, 3, SIZE, SIZE) and latent.shape == (1, 4, 4, 4)
+    assert 0.0 <= pt.min() and pt.max() <= 1.0
+    np.testing.assert_allclose(np_out[0], pt[0].permute(1, 2, 0).numpy())
+    np.testing.assert_array_equal(np.asarray(pil[0]), (255.0 * np_out[0]).astype(np.uint8))  # truncation
+    decoded = tiny_pipeline.decode_latents(latent)
+    torch.testing.assert_close(decoded, pt)
+
+
+def test_input_types_agree(tiny_pipeline, scene):
+    image, mask = scene
+    from_numpy = run(tiny_pipeline, image, mask, output_type="latent")
+    from_pil = run(tiny_pipeline, PIL.Image.fromarray(image), PIL.Image.fromarray(mask), output_type="latent")
+    as_tensor = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+    from_tensor = run(tiny_pipeline, as_tensor, torch.from_numpy(mask), output_type="latent")
+    torch.testing.assert_close(from_numpy, from_pil)
+    torch.testing.assert_close(from_numpy, from_tensor)
+
+
+def test_latents_are_honoured_and_samples_batch(tiny_pipeline, scene):
+    image, mask = scene
+    x_T = torch.randn(3, 4, 4, 4, generator=torch.Generator().manual_seed(5))
+    batched = run(tiny_pipeline, image, mask, num_images_per_prompt=3, latents=x_T, output_type="latent")
+    singles = torch.cat([run(tiny_pipeline, image, mask, latents=x_T[i : i + 1], output_type="latent") for i in range(3)])
+    torch.testing.assert_close(batched, singles, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(batched[0], batched[1])
+    with pytest.raises(ValueError, match="latents must have shape"):
+        run(tiny_pipeline, image, mask, latents=x_T)
+
+
+def test_generator_makes_runs_repeat(tiny_pipeline, scene):
+    image, mask = scene
+    first = run(tiny_pipeline, image, mask, eta=1.0, output_type="latent")
+    again = run(tiny_pipeline, image, mask, eta=1.0, output_type="latent")
+    other = run(tiny_pipeline, image, mask, eta=1.0, output_type="latent", generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    assert not torch.allclose(first, other)
+
+
+def test_guidance_below_one_still_applies_cfg(tiny_pipeline, scene):
+    image, mask = scene
+    pipe = tiny_pipeline
+    scene_tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
+    mask_tensor = torch.from_numpy(mask)[None, None].float().expand(-1, 3, -1, -1) * 2 - 1
+    context = pipe.encode_context(scene_tensor)
+    concat = pipe.encode_concat_latents(scene_tensor, mask_tensor)
+    z = torch.randn(1, 4, 4, 4)
+    t = torch.tensor([501])
+    cond = pipe.predict_noise(z, t, context, concat, 1.0)
+    uncond = pipe.predict_noise(z, t, torch.zeros_like(context), torch.zeros_like(concat), 1.0)
+    for scale in (0.5, 3.0):
+        torch.testing.assert_close(pipe.predict_noise(z, t, context, concat, scale), uncond + scale * (cond - uncond))
+
+
+def test_ddim_runs_the_official_timesteps(tiny_pipeline, scene):
+    image, mask = scene
+    seen = []
+    run(tiny_pipeline, image, mask, num_inference_steps=7, callback_on_step_end=lambda p, i, t, kw: seen.append(int(t)) or kw)
+    assert seen == official_ddim_timesteps(7)
+    assert len(seen) == len(range(0, 1000, 1000 // 7)) - 1
+
+
+def test_other_schedulers_swap_in(tiny_pipeline, scene):
+    image, mask = scene
+    original = tiny_pipeline.scheduler
+    try:
+        tiny_pipeline.scheduler = EulerDiscreteScheduler.from_config(original.config)
+        seen = []
+        out = run(tiny_pipeline, image, mask, output_type="pt", callback_on_step_end=lambda p, i, t, kw: seen.append(float(t)) or kw)
+        assert out.shape == (1, 3, SIZE, SIZE) and torch.isfinite(out).all()
+        assert len(seen) == 4
+    finally:
+        tiny_pipeline.scheduler = original
+    assert isinstance(tiny_pipeline.scheduler, DDIMScheduler)
+
+
+def test_save_and_load_roundtrip(tiny_pipeline, tiny_model_dir, scene):
+    image, mask = scene
+    for loader in (Pix2GestaltPipeline, DiffusionPipeline):
+        loaded = loader.from_pretrained(tiny_model_dir)
+        loaded.set_progress_bar_config(disable=True)
+        torch.testing.assert_close(run(loaded, image, mask, output_type="latent"), run(tiny_pipeline, image, mask, output_type="latent"))
+
+
+def test_inputs_are_resized_to_the_working_size(tiny_pipeline):
+    image = np.full((48, 80, 3), 200, dtype=np.uint8)
+    mask = np.zeros((48, 80), dtype=bool)
+    mask[10:30, 20:50] = True
+    assert run(tiny_pipeline, image, mask, output_type="pt").shape == (1, 3, SIZE, SIZE)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(output_type="jpg"), ValueError, "output_type"),
+        (dict(num_inference_steps=1), ValueError, "num_inference_steps"),
+        (dict(num_images_per_prompt=0), ValueError, "num_images_per_prompt"),
+        (dict(height=30), ValueError, "multiples of 8"),
+        (dict(image="scene.png"), TypeError, "PIL image"),
+        (dict(image=np.zeros((4, 4), dtype=np.uint8)), ValueError, r"\(H, W, 3\)"),
+        (dict(image=torch.full((3, 8, 8), 2.0)), ValueError, r"\[0, 1\]"),
+        (dict(callback_on_step_end_tensor_inputs=["noise"]), ValueError, "callback tensors"),
+    ],
+)
+def test_bad_arguments(tiny_pipeline, scene, kwargs, error, match):
+    image, mask = scene
+    arguments = {"image": image, "visible_mask": mask, **kwargs}
+    image, mask = arguments.pop("image"), arguments.pop("visible_mask")
+    with pytest.raises(error, match=match):
+        run(tiny_pipeline, image, mask, **arguments)
+
+
+def test_mismatched_batch_sizes(tiny_pipeline, scene):
+    image, mask = scene
+    with pytest.raises(ValueError, match="2 images but 3 visible masks"):
+        run(tiny_pipeline, np.stack([image, image]), np.stack([mask, mask, mask]))
