@@ -12,9 +12,10 @@ from diffusers import DiffusionPipeline
 
 from p2g3d import Pix2GestaltPipeline
 from p2g3d.checkpoint import UnsafeCheckpointError, load_lightning_state_dict
+from conftest import REFERENCE_DIR
 from p2g3d.convert import ConversionError, build_components, convert_checkpoint, convert_state_dict
 
-KEYS_JSON = Path(__file__).resolve().parents[2] / "shared" / "docs" / "pix2gestalt_ckpt_keys.json"
+KEYS_JSON = REFERENCE_DIR.parent / "docs" / "pix2gestalt_ckpt_keys.json"
 
 
 @pytest.fixture(scope="module")
