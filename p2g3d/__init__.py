@@ -2,6 +2,15 @@
 
 __version__ = "0.1.0"
 
-from .pipelines import CCProjection, Pix2GestaltPipeline, Pix2GestaltPipelineOutput  # noqa: E402
+from .pipelines import (  # noqa: E402
+    CCProjection,
+    ImagePipelineOutput,
+    Pix2GestaltPipeline,
+    Pix2GestaltPipelineOutput,
+    Zero123Pipeline,
+)
 
-__all__ = ["CCProjection", "Pix2GestaltPipeline", "Pix2GestaltPipelineOutput", "__version__"]
+__all__ = [
+    "CCProjection", "ImagePipelineOutput", "Pix2GestaltPipeline", "Pix2GestaltPipelineOutput", "Zero123Pipeline",
+    "__version__",
+]  # fmt: skip

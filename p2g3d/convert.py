@@ -1,4 +1,7 @@
-"""Official pix2gestalt Lightning checkpoint -> diffusers folder (safetensors).
+"""Official pix2gestalt / Zero-1-to-3 Lightning checkpoint -> diffusers folder (safetensors).
+
+The family is read from the checkpoint: 12 UNet input channels is pix2gestalt (``[z_t, image, mask]``), 8 is
+Zero-1-to-3 (``[z_t, image]``, ``105000.ckpt``, ``zero123-xl.ckpt`` and the other official iterations).
 
 The checkpoint is read with :func:`p2g3d.checkpoint.load_lightning_state_dict` (restricted unpickling, memory
 mapped). Keys are mapped as follows:
@@ -73,18 +76,34 @@ CLIP_TEXT_LEFTOVERS = frozenset(
     }
 )  # fmt: skip
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-PIX2GESTALT_IN_CHANNELS = 12
-DEFAULT_CONFIG_NAME = "sd-finetune-pix2gestalt-c_concat-256.yaml"
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: UNet input channels, pose features appended to CLIP, default config, pipeline class."""
+
+    name: str
+    in_channels: int
+    pose_features: int
+    config_name: str
+    pipeline_class_name: str
+
+
+FAMILIES = {
+    12: Family("pix2gestalt", 12, 0, "sd-finetune-pix2gestalt-c_concat-256.yaml", "Pix2GestaltPipeline"),
+    8: Family("zero123", 8, 4, "sd-objaverse-finetune-c_concat-256.yaml", "Zero123Pipeline"),
+}
 
 
 class ConversionError(ValueError):
-    """The checkpoint does not fit the pix2gestalt layout (missing EMA weights, unknown keys, shape mismatch)."""
+    """The checkpoint does not fit the official layout (missing EMA weights, unknown keys, shape mismatch)."""
 
 
 @dataclass
 class ConvertedModel:
     """Diffusers configs and state dicts of every component, plus what was deliberately left out."""
 
+    family: Family
     unet_config: dict
     unet_state_dict: dict[str, torch.Tensor]
     vae_config: dict
@@ -97,10 +116,25 @@ class ConvertedModel:
     ignored_key_counts: dict[str, int] = field(default_factory=dict)
 
 
-def default_config() -> dict:
-    """The official pix2gestalt yaml (model section), as a dict."""
-    text = resources.files("p2g3d.configs").joinpath(DEFAULT_CONFIG_NAME).read_text()
-    return yaml.safe_load(text)
+def default_config(family: str = "pix2gestalt") -> dict:
+    """The official yaml (model section) of ``family`` ("pix2gestalt" or "zero123"), as a dict."""
+    by_name = {f.name: f for f in FAMILIES.values()}
+    if family not in by_name:
+        raise ValueError(f"family must be one of {sorted(by_name)}, got {family!r}")
+    return yaml.safe_load(resources.files("p2g3d.configs").joinpath(by_name[family].config_name).read_text())
+
+
+def detect_family(state_dict: dict[str, torch.Tensor]) -> Family:
+    """The model family of an official checkpoint, from its UNet input channels."""
+    conv_in = state_dict.get(RAW_UNET_PREFIX + "input_blocks.0.0.weight")
+    if conv_in is None:
+        raise ConversionError("checkpoint has no UNet input convolution (model.diffusion_model.input_blocks.0.0.weight)")
+    channels = conv_in.shape[1]
+    if channels not in FAMILIES:
+        raise ConversionError(
+            f"UNet takes {channels} input channels; expected 12 (pix2gestalt) or 8 (Zero-1-to-3)"
+        )
+    return FAMILIES[channels]
 
 
 def _ema_unet_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -207,24 +241,19 @@ def _clip_state_dict(state_dict: dict[str, torch.Tensor], num_layers: int) -> tu
 
 
 def convert_state_dict(state_dict: dict[str, torch.Tensor], config: dict | None = None) -> ConvertedModel:
-    """Map an official pix2gestalt state dict onto diffusers components (no tensor data is copied).
+    """Map an official pix2gestalt / Zero-1-to-3 state dict onto diffusers components (no tensor data is copied).
 
     Works on meta tensors too, which makes checking the full-size key layout cheap.
 
     Args:
         state_dict: the checkpoint's ``state_dict``.
-        config: the official yaml as a dict (default: the packaged official config).
+        config: the official yaml as a dict (default: the packaged official config of the detected family).
     """
-    config = config or default_config()
+    family = detect_family(state_dict)
+    config = config or default_config(family.name)
     params = config["model"]["params"]
     unet_params = params["unet_config"]["params"]
-    conv_in = state_dict.get(RAW_UNET_PREFIX + "input_blocks.0.0.weight")
-    if conv_in is None:
-        raise ConversionError("checkpoint has no UNet input convolution (model.diffusion_model.input_blocks.0.0.weight)")
-    if conv_in.shape[1] != PIX2GESTALT_IN_CHANNELS:
-        raise ConversionError(
-            f"UNet takes {conv_in.shape[1]} input channels; a pix2gestalt checkpoint has {PIX2GESTALT_IN_CHANNELS}"
-        )
+    conv_in = state_dict[RAW_UNET_PREFIX + "input_blocks.0.0.weight"]
     for name, expected, found in (
         ("in_channels", unet_params["in_channels"], conv_in.shape[1]),
         ("model_channels", unet_params["model_channels"], conv_in.shape[0]),
@@ -239,7 +268,7 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], config: dict | None 
     prefixes = (RAW_UNET_PREFIX, EMA_PREFIX, VAE_PREFIX, CLIP_VISUAL_PREFIX, CC_PROJECTION_PREFIX)
     unknown = sorted(k for k in state_dict if k not in known and not k.startswith(prefixes))
     if unknown:
-        raise ConversionError(f"checkpoint has {len(unknown)} keys outside the pix2gestalt layout, e.g. {unknown[:5]}")
+        raise ConversionError(f"checkpoint has {len(unknown)} keys outside the {family.name} layout, e.g. {unknown[:5]}")
 
     # UNet from the EMA weights.
     ema_unet = _ema_unet_state_dict(state_dict)
@@ -271,8 +300,12 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], config: dict | None 
         cc_weight, cc_bias = state_dict["cc_projection.weight"], state_dict["cc_projection.bias"]
     except KeyError as error:
         raise ConversionError(f"checkpoint lacks {error}") from error
-    if cc_weight.shape[1] != clip_config["projection_dim"]:
-        raise ConversionError(f"cc_projection takes {cc_weight.shape[1]} features, CLIP gives {clip_config['projection_dim']}")
+    expected_in = clip_config["projection_dim"] + family.pose_features
+    if cc_weight.shape[1] != expected_in:
+        raise ConversionError(
+            f"cc_projection takes {cc_weight.shape[1]} features; {family.name} needs CLIP "
+            f"{clip_config['projection_dim']} + {family.pose_features} pose = {expected_in}"
+        )
 
     scheduler = official_ddim_scheduler()
     scheduler_config = dict(scheduler.config)
@@ -282,6 +315,7 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], config: dict | None 
         beta_end=params.get("linear_end", 0.012),
     )
     return ConvertedModel(
+        family=family,
         unet_config=unet_config,
         unet_state_dict=unet_state_dict,
         vae_config=vae_config,
@@ -344,21 +378,20 @@ def convert_checkpoint(
     dtype: str = "fp32",
     overwrite: bool = False,
 ) -> Path:
-    """Convert an official pix2gestalt ``.ckpt`` into a diffusers folder of safetensors files.
+    """Convert an official pix2gestalt or Zero-1-to-3 ``.ckpt`` into a diffusers folder of safetensors files.
 
-    The folder loads with ``Pix2GestaltPipeline.from_pretrained`` (and ``DiffusionPipeline.from_pretrained`` once
-    ``p2g3d`` is imported). It is written to a temporary folder beside ``output_dir`` and renamed into place, so a
+    The folder loads with ``Pix2GestaltPipeline.from_pretrained`` / ``Zero123Pipeline.from_pretrained`` (and
+    ``DiffusionPipeline.from_pretrained`` once ``p2g3d`` is imported). It is written to a temporary folder beside ``output_dir`` and renamed into place, so a
     failed conversion never leaves a half-written model.
 
     Args:
-        checkpoint_path: official Lightning checkpoint (e.g. ``epoch=000005.ckpt``).
+        checkpoint_path: official Lightning checkpoint (``epoch=000005.ckpt``, ``105000.ckpt``, ``zero123-xl.ckpt``).
         output_dir: destination folder; must not exist or be empty unless ``overwrite``.
-        config_path: official yaml; default: the packaged official pix2gestalt config.
+        config_path: official yaml; default: the packaged official config of the checkpoint's family.
         dtype: ``"fp32"``, ``"fp16"`` or ``"bf16"`` for the saved weights.
         overwrite: replace an existing non-empty ``output_dir``.
     """
-    from . import __version__
-    from .pipelines.pix2gestalt import Pix2GestaltPipeline
+    from . import __version__, pipelines
 
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
@@ -370,14 +403,15 @@ def convert_checkpoint(
         if not isinstance(config, dict) or "model" not in config:
             raise ConversionError(f"{config_path} is not a latent-diffusion yaml (no 'model' section)")
     else:
-        config = default_config()
+        config = None
 
     state_dict = load_lightning_state_dict(checkpoint_path)
     converted = convert_state_dict(state_dict, config)
     modules = build_components(converted, DTYPES[dtype])
     from diffusers import DDIMScheduler
 
-    pipeline = Pix2GestaltPipeline(scheduler=DDIMScheduler.from_config(converted.scheduler_config), **modules)
+    pipeline_class = getattr(pipelines, converted.family.pipeline_class_name)
+    pipeline = pipeline_class(scheduler=DDIMScheduler.from_config(converted.scheduler_config), **modules)
 
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
@@ -385,6 +419,7 @@ def convert_checkpoint(
         pipeline.save_pretrained(staging, safe_serialization=True)
         provenance = {
             "source": Path(checkpoint_path).name,
+            "family": converted.family.name,
             "dtype": dtype,
             "p2g3d_version": __version__,
             "unet_weights": "EMA",

@@ -13,6 +13,7 @@ from p2g3d.convert import convert_checkpoint
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = Path(os.environ.get("P2G3D_REFERENCE_DIR", PROJECT_ROOT.parent / "shared" / "reference"))
 P2G_REFERENCE = REFERENCE_DIR / "pix2gestalt_tiny"
+Z123_REFERENCE = REFERENCE_DIR / "zero123_tiny"
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +35,22 @@ def converted_tiny(p2g_reference, tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("converted") / "pix2gestalt_tiny"
     return convert_checkpoint(
         p2g_reference / "pix2gestalt_tiny.ckpt", output, config_path=p2g_reference / "pix2gestalt_tiny.yaml"
+    )
+
+
+@pytest.fixture(scope="session")
+def z123_reference() -> Path:
+    if not (Z123_REFERENCE / "zero123_tiny.ckpt").is_file():
+        pytest.skip(f"reference bundle not found at {Z123_REFERENCE} (set P2G3D_REFERENCE_DIR)")
+    return Z123_REFERENCE
+
+
+@pytest.fixture(scope="session")
+def converted_z123(z123_reference, tmp_path_factory) -> Path:
+    """The official tiny Zero-1-to-3 checkpoint converted by our converter (fp32)."""
+    output = tmp_path_factory.mktemp("converted") / "zero123_tiny"
+    return convert_checkpoint(
+        z123_reference / "zero123_tiny.ckpt", output, config_path=z123_reference / "zero123_tiny.yaml"
     )
 
 

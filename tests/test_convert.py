@@ -135,3 +135,26 @@ def test_fp16_conversion_and_overwrite_guard(p2g_reference, converted_tiny, tmp_
     reference = Pix2GestaltPipeline.from_pretrained(converted_tiny).unet.conv_in.weight
     assert torch.allclose(pipe.unet.conv_in.weight.float(), reference, atol=1e-2)
     assert [p.name for p in tmp_path.iterdir()] == ["fp16"]  # no staging folder left behind
+
+
+def test_full_size_zero123_layout_maps_onto_full_size_components(full_size_meta_state_dict):
+    """The official Zero-1-to-3 checkpoints share the layout, with an 8-channel conv_in and a 772 -> 768 projection."""
+    state_dict = dict(full_size_meta_state_dict)
+    for key in ("model.diffusion_model.input_blocks.0.0.weight", "model_ema.diffusion_modelinput_blocks00weight"):
+        state_dict[key] = torch.empty(320, 8, 3, 3, device="meta")
+    state_dict["cc_projection.weight"] = torch.empty(768, 772, device="meta")
+    converted = convert_state_dict(state_dict)
+    assert converted.family.name == "zero123"
+    modules = build_components(converted)
+    assert modules["unet"].config.in_channels == 8 and modules["cc_projection"].config.in_features == 772
+
+
+def test_unknown_family_and_wrong_projection_are_errors(full_size_meta_state_dict):
+    state_dict = dict(full_size_meta_state_dict)
+    state_dict["model.diffusion_model.input_blocks.0.0.weight"] = torch.empty(320, 9, 3, 3, device="meta")
+    with pytest.raises(ConversionError, match="9 input channels"):
+        convert_state_dict(state_dict)
+    state_dict = dict(full_size_meta_state_dict)
+    state_dict["cc_projection.weight"] = torch.empty(768, 772, device="meta")
+    with pytest.raises(ConversionError, match="cc_projection takes 772"):
+        convert_state_dict(state_dict)

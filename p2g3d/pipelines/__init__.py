@@ -6,11 +6,13 @@ Importing this package registers the pipeline classes in the ``diffusers`` names
 
 import diffusers
 
+from .base import ImagePipelineOutput
 from .cc_projection import CCProjection
 from .pix2gestalt import Pix2GestaltPipeline, Pix2GestaltPipelineOutput
+from .zero123 import Zero123Pipeline
 
-for _cls in (Pix2GestaltPipeline,):
+for _cls in (Pix2GestaltPipeline, Zero123Pipeline):
     if not hasattr(diffusers, _cls.__name__):
         setattr(diffusers, _cls.__name__, _cls)
 
-__all__ = ["CCProjection", "Pix2GestaltPipeline", "Pix2GestaltPipelineOutput"]
+__all__ = ["CCProjection", "ImagePipelineOutput", "Pix2GestaltPipeline", "Pix2GestaltPipelineOutput", "Zero123Pipeline"]

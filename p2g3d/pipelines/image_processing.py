@@ -20,19 +20,31 @@ CLIP_SIZE = 224
 ImageInput = PIL.Image.Image | np.ndarray | torch.Tensor | Sequence[PIL.Image.Image]
 
 
+def _pil_to_array(image: PIL.Image.Image, mode: str) -> np.ndarray:
+    """PIL -> uint8 array in ``mode``; images with transparency are composited onto white first."""
+    if mode == "RGB" and (image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info):
+        white = PIL.Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return np.asarray(PIL.Image.alpha_composite(white, image.convert("RGBA")).convert("RGB"))
+    return np.asarray(image.convert(mode))
+
+
 def _batch_from_pil(images: Sequence[PIL.Image.Image], mode: str) -> torch.Tensor:
-    arrays = [np.asarray(image.convert(mode)) for image in images]
+    arrays = [_pil_to_array(image, mode) for image in images]
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
         raise ValueError(f"all images of a batch must have the same size, got shapes {sorted(shapes)}")
     stacked = np.stack(arrays)
     if mode == "L":
         stacked = stacked[..., None]
-    return torch.from_numpy(stacked).permute(0, 3, 1, 2).float() / 255.0
+    return torch.from_numpy(stacked).permute(0, 3, 1, 2).contiguous().float() / 255.0
 
 
 def _to_unit_batch(value: ImageInput, *, name: str, channels: int) -> torch.Tensor:
-    """Any accepted input -> ``(B, channels, H, W)`` float32 in [0, 1] (masks: ``channels=1``)."""
+    """Any accepted input -> contiguous ``(B, channels, H, W)`` float32 in [0, 1] (masks: ``channels=1``).
+
+    Contiguity matters: a channels-last input sends CPU convolutions down another kernel, which moves the VAE
+    latents by ~1e-4 against the official outputs.
+    """
     if isinstance(value, PIL.Image.Image):
         value = [value]
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, PIL.Image.Image) for v in value):
@@ -55,7 +67,7 @@ def _to_unit_batch(value: ImageInput, *, name: str, channels: int) -> torch.Tens
                 tensor = tensor[None]
             if tensor.ndim != 4 or tensor.shape[-1] != 3:
                 raise ValueError(f"{name}: expected an (H, W, 3) or (B, H, W, 3) array, got shape {tuple(array.shape)}")
-            return tensor.permute(0, 3, 1, 2)
+            return tensor.permute(0, 3, 1, 2).contiguous()
         value = tensor  # masks: (H, W) or (B, H, W), handled like tensors below
     if isinstance(value, torch.Tensor):
         tensor = value.detach().to("cpu", torch.float32) if value.dtype != torch.bool else value.float().cpu()
@@ -68,12 +80,12 @@ def _to_unit_batch(value: ImageInput, *, name: str, channels: int) -> torch.Tens
                 raise ValueError(
                     f"{name}: expected a (H, W), (B, H, W) or (B, 1, H, W) mask, got shape {tuple(value.shape)}"
                 )
-            return tensor
+            return tensor.contiguous()
         if tensor.ndim == 3:
             tensor = tensor[None]
         if tensor.ndim != 4 or tensor.shape[1] != 3:
             raise ValueError(f"{name}: expected a (3, H, W) or (B, 3, H, W) tensor, got shape {tuple(value.shape)}")
-        return tensor
+        return tensor.contiguous()
     raise TypeError(f"{name}: expected a PIL image, a numpy array or a torch tensor, got {type(value).__name__}")
 
 
@@ -88,7 +100,7 @@ def _resize(batch: torch.Tensor, height: int, width: int, *, mode: str) -> torch
 def preprocess_image(image: ImageInput, height: int, width: int) -> torch.Tensor:
     """Scene image(s) -> ``(B, 3, height, width)`` float32 in [-1, 1] (the official ``process_input``).
 
-    Accepts PIL images (any mode, converted to RGB), ``(H, W, 3)`` / ``(B, H, W, 3)`` uint8 or [0, 1] float arrays,
+    Accepts PIL images (any mode; transparency is composited onto white), ``(H, W, 3)`` / ``(B, H, W, 3)`` uint8 or [0, 1] float arrays,
     and ``(3, H, W)`` / ``(B, 3, H, W)`` tensors in [0, 1]. Other sizes are resized (bilinear, antialiased).
     """
     batch = _to_unit_batch(image, name="image", channels=3)

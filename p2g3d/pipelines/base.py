@@ -1,0 +1,183 @@
+"""What pix2gestalt and Zero-1-to-3 share: the official conditioning parts, guidance, DDIM loop and decoding.
+
+Both models are image-conditioned SD-1.x latent diffusion: a CLIP image embedding (projected by ``cc_projection``)
+as the single cross-attention token, VAE posterior means of the conditioning image(s) concatenated to z_t, CFG with
+zeros after the projection and zero concat latents, the official DDIM schedule, and ``clamp((D(z / s) + 1) / 2)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import DDIMScheduler, DiffusionPipeline
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from .image_processing import clip_pixel_values, to_uint8
+from .official_ddim import set_official_timesteps
+
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+
+
+@dataclass
+class ImagePipelineOutput(BaseOutput):
+    """``images``: list of PIL images (``"pil"``), ``(B, H, W, 3)`` float array in [0, 1] (``"np"``),
+    ``(B, 3, H, W)`` tensor in [0, 1] (``"pt"``), or the final latent ``(B, 4, h, w)`` (``"latent"``)."""
+
+    images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
+
+
+class ImageConditionedPipeline(DiffusionPipeline):
+    """Base of the pix2gestalt-family pipelines (components ``vae``, ``image_encoder``, ``unet``,
+    ``cc_projection``, ``scheduler``). Subclasses build the context and concat latents and call :meth:`_sample`."""
+
+    _callback_tensor_inputs = ["latents", "pred_original_sample"]
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def default_size(self) -> int:
+        """Working resolution in pixels (256 for the official models)."""
+        return self.unet.config.sample_size * self.vae_scale_factor
+
+    # ---- conditioning parts -------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode_clip_embedding(self, image: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` image in [-1, 1] -> projected CLIP image embedding ``(B, 1, E)`` (before cc_projection)."""
+        pixel_values = clip_pixel_values(image.float()).to(self.image_encoder.device, self.image_encoder.dtype)
+        return self.image_encoder(pixel_values=pixel_values).image_embeds[:, None, :]
+
+    @torch.no_grad()
+    def project(self, embedding: torch.Tensor) -> torch.Tensor:
+        """``cc_projection`` on ``(B, 1, in_features)`` -> context ``(B, 1, C)``."""
+        return self.cc_projection(embedding.to(self.cc_projection.device, self.cc_projection.dtype))
+
+    @torch.no_grad()
+    def encode_latent_means(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` in [-1, 1] -> VAE posterior means ``(B, 4, h, w)``, NOT scaled by the scaling factor."""
+        return self.vae.encode(images.to(self.vae.device, self.vae.dtype)).latent_dist.mode()
+
+    @torch.no_grad()
+    def predict_noise(
+        self,
+        latents: torch.Tensor,
+        timestep: torch.Tensor | int,
+        context: torch.Tensor,
+        concat_latents: torch.Tensor,
+        guidance_scale: float,
+    ) -> torch.Tensor:
+        """Guided eps for ``latents`` ``(B, 4, h, w)`` at ``timestep``, as the official sampler computes it.
+
+        With ``guidance_scale == 1`` one conditional call; otherwise one call on ``[uncond; cond]`` with zero
+        context and zero concat latents for the unconditional half, ``e_u + s * (e_c - e_u)`` (also for s < 1).
+        """
+        dtype = self.unet.dtype
+        if guidance_scale == 1.0:
+            model_input = torch.cat([latents, concat_latents], dim=1)
+            return self.unet(model_input.to(dtype), timestep, encoder_hidden_states=context.to(dtype)).sample
+        model_input = torch.cat(
+            [torch.cat([latents, torch.zeros_like(concat_latents)], dim=1), torch.cat([latents, concat_latents], dim=1)]
+        )
+        contexts = torch.cat([torch.zeros_like(context), context])
+        eps_uncond, eps_cond = self.unet(
+            model_input.to(dtype), timestep, encoder_hidden_states=contexts.to(dtype)
+        ).sample.chunk(2)
+        return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Final latent ``(B, 4, h, w)`` -> image ``(B, 3, H, W)`` in [0, 1]: ``clamp((D(z / s) + 1) / 2, 0, 1)``."""
+        decoded = self.vae.decode(latents.to(self.vae.dtype) * (1.0 / self.vae.config.scaling_factor)).sample
+        return ((decoded.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    # ---- sampling -----------------------------------------------------------------------------------------------
+
+    def _check_call_arguments(self, output_type, num_images_per_prompt, tensor_inputs, height, width) -> tuple[int, int]:
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
+            raise ValueError(f"num_images_per_prompt must be a positive int, got {num_images_per_prompt!r}")
+        unknown = set(tensor_inputs) - set(self._callback_tensor_inputs)
+        if unknown:
+            raise ValueError(f"callback tensors must be among {self._callback_tensor_inputs}, got {sorted(unknown)}")
+        height, width = height or self.default_size, width or self.default_size
+        if height % self.vae_scale_factor or width % self.vae_scale_factor:
+            raise ValueError(f"height and width must be multiples of {self.vae_scale_factor}, got {height}x{width}")
+        return height, width
+
+    def _set_timesteps(self, num_inference_steps: int, device: torch.device) -> torch.Tensor:
+        if isinstance(self.scheduler, DDIMScheduler):
+            return set_official_timesteps(self.scheduler, num_inference_steps, device=device)
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        return self.scheduler.timesteps
+
+    def _step_kwargs(self, generator, eta: float) -> dict:
+        parameters = set(inspect.signature(self.scheduler.step).parameters)
+        kwargs = {}
+        if "eta" in parameters:
+            kwargs["eta"] = eta
+        if "generator" in parameters:
+            kwargs["generator"] = generator
+        return kwargs
+
+    def _sample(
+        self,
+        context: torch.Tensor,
+        concat_latents: torch.Tensor,
+        *,
+        height: int,
+        width: int,
+        num_inference_steps: int,
+        guidance_scale: float,
+        eta: float,
+        generator,
+        latents: torch.Tensor | None,
+        output_type: str,
+        return_dict: bool,
+        callback_on_step_end: Callable | None,
+        tensor_inputs: list[str],
+    ):
+        """Steps 3-5 shared by the pipelines: starting noise, denoising loop, decoding."""
+        device = self._execution_device
+        batch_size = context.shape[0]
+        latent_shape = (batch_size, self.unet.config.out_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        if latents is None:
+            latents = randn_tensor(latent_shape, generator=generator, device=device, dtype=torch.float32)
+        elif tuple(latents.shape) != latent_shape:
+            raise ValueError(f"latents must have shape {latent_shape}, got {tuple(latents.shape)}")
+        latents = latents.to(device, torch.float32) * self.scheduler.init_noise_sigma
+
+        timesteps = self._set_timesteps(num_inference_steps, device)
+        step_kwargs = self._step_kwargs(generator, eta)
+        with self.progress_bar(total=len(timesteps)) as progress:
+            for step_index, t in enumerate(timesteps):
+                model_input = self.scheduler.scale_model_input(latents, t)
+                eps = self.predict_noise(model_input, t, context, concat_latents, guidance_scale).float()
+                step = self.scheduler.step(eps, t, latents, **step_kwargs, return_dict=True)
+                latents = step.prev_sample
+                if callback_on_step_end is not None:
+                    available = {"latents": latents, "pred_original_sample": getattr(step, "pred_original_sample", None)}
+                    returned = callback_on_step_end(self, step_index, t, {k: available[k] for k in tensor_inputs})
+                    latents = (returned or {}).get("latents", latents)
+                progress.update()
+
+        if output_type == "latent":
+            images = latents
+        else:
+            images = self.decode_latents(latents)
+            if output_type == "np":
+                images = images.cpu().permute(0, 2, 3, 1).numpy()
+            elif output_type == "pil":
+                images = [PIL.Image.fromarray(array) for array in to_uint8(images)]
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (images,)
+        return ImagePipelineOutput(images=images)

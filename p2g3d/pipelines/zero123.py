@@ -1,0 +1,160 @@
+"""``Zero123Pipeline``: novel views of an object from one image (Zero-1-to-3, Liu et al., ICCV 2023).
+
+Same family as pix2gestalt (see :mod:`p2g3d.pipelines.base`); what differs:
+
+1. Context = ``cc_projection([CLIP(image), T])`` with the RELATIVE pose
+   ``T = [radians(polar), sin(radians(azimuth)), cos(radians(azimuth)), radius]`` (computed in double precision,
+   then cast, as the official code does); 772 -> 768 for the official model.
+2. Concat = ``VAE(image).mode()`` only: an 8-channel UNet ``[z_t, image latent]``.
+3. Input: the object on white, cropped to its box with the long side at 200 of 256 pixels (see
+   ``p2g3d.integrations.zero123.reframe_for_zero123``). Official guidance 3.0.
+
+Pose units and signs are exactly the official ones: ``polar`` is the change of the angle measured from the pole
+(positive = the camera moves DOWN), ``azimuth`` the change of ``atan2(y, x)`` of the camera centre around the up
+axis (counter-clockwise seen from above), ``radius`` the change of camera distance. ``p2g3d.cameras`` converts
+from the project's camera convention.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers.schedulers import KarrasDiffusionSchedulers
+from transformers import CLIPVisionModelWithProjection
+
+from .base import ImageConditionedPipeline, ImagePipelineOutput
+from .cc_projection import CCProjection
+from .image_processing import ImageInput, preprocess_image
+
+POSE_FEATURES = 4
+
+
+def _as_list(name: str, value: float | Sequence[float]) -> list[float]:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().reshape(-1).tolist()
+    if isinstance(value, (int, float)):
+        return [float(value)]
+    try:
+        values = [float(v) for v in value]
+    except TypeError as error:
+        raise TypeError(f"{name} must be a number or a sequence of numbers, got {type(value).__name__}") from error
+    if not values:
+        raise ValueError(f"{name} is an empty sequence")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{name} must be finite, got {values}")
+    return values
+
+
+def relative_pose_embedding(
+    polar: float | Sequence[float], azimuth: float | Sequence[float], radius: float | Sequence[float]
+) -> torch.Tensor:
+    """Relative pose(s) in degrees / radius units -> ``(V, 1, 4)`` float32 ``[rad(polar), sin, cos, radius]``.
+
+    Scalars broadcast against sequences; sequences must have equal lengths.
+    """
+    values = [_as_list("polar", polar), _as_list("azimuth", azimuth), _as_list("radius", radius)]
+    count = max(len(v) for v in values)
+    if any(len(v) not in (1, count) for v in values):
+        raise ValueError(f"polar, azimuth and radius must be scalars or have equal lengths, got {[len(v) for v in values]}")
+    polars, azimuths, radii = (v * count if len(v) == 1 else v for v in values)
+    rows = [
+        [math.radians(p), math.sin(math.radians(a)), math.cos(math.radians(a)), r]
+        for p, a, r in zip(polars, azimuths, radii)
+    ]
+    return torch.tensor(rows, dtype=torch.float64).float()[:, None, :]
+
+
+class Zero123Pipeline(ImageConditionedPipeline):
+    """Zero-1-to-3 novel-view synthesis.
+
+    Components: ``vae``, ``image_encoder`` (``CLIPVisionModelWithProjection``), ``unet`` (8 input channels),
+    ``cc_projection`` (:class:`CCProjection`, CLIP dim + 4 -> context dim) and ``scheduler``.
+    """
+
+    model_cpu_offload_seq = "image_encoder->cc_projection->vae->unet->vae"
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        image_encoder: CLIPVisionModelWithProjection,
+        unet: UNet2DConditionModel,
+        cc_projection: CCProjection,
+        scheduler: KarrasDiffusionSchedulers,
+    ):
+        super().__init__()
+        self.register_modules(
+            vae=vae, image_encoder=image_encoder, unet=unet, cc_projection=cc_projection, scheduler=scheduler
+        )
+
+    @torch.no_grad()
+    def encode_context(self, image: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
+        """Image ``(B, 3, H, W)`` in [-1, 1] and pose ``(B, 1, 4)`` (or B == 1 for either) -> ``(B', 1, C)``."""
+        embedding = self.encode_clip_embedding(image)
+        if embedding.shape[0] == 1 and pose.shape[0] > 1:
+            embedding = embedding.expand(pose.shape[0], -1, -1)
+        elif pose.shape[0] == 1 and embedding.shape[0] > 1:
+            pose = pose.expand(embedding.shape[0], -1, -1)
+        return self.project(torch.cat([embedding, pose.to(embedding)], dim=-1))
+
+    @torch.no_grad()
+    def encode_concat_latents(self, image: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` in [-1, 1] -> ``(B, 4, h, w)`` posterior means, unscaled."""
+        return self.encode_latent_means(image)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: ImageInput,
+        polar: float | Sequence[float] = 0.0,
+        azimuth: float | Sequence[float] = 0.0,
+        radius: float | Sequence[float] = 0.0,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 3.0,
+        eta: float = 1.0,
+        num_images_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        height: int | None = None,
+        width: int | None = None,
+        callback_on_step_end: Callable[..., dict] | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+    ) -> ImagePipelineOutput | tuple:
+        """Generate the object seen from relative pose(s).
+
+        Args:
+            image: the object on white, framed as Zero-1-to-3 expects; one image, or one per view. Same input
+                types as :class:`~p2g3d.pipelines.pix2gestalt.Pix2GestaltPipeline` (transparency -> white).
+            polar, azimuth: relative pose in degrees (official meaning, see module docstring); scalars or
+                equal-length sequences, one entry per view.
+            radius: relative camera distance (official units); scalar or sequence.
+            num_inference_steps, guidance_scale, eta, generator, latents, output_type, height, width,
+                callback_on_step_end, callback_on_step_end_tensor_inputs: as for pix2gestalt (official guidance 3.0).
+            num_images_per_prompt: samples per view. Outputs are ordered view-major: view 0's samples first.
+        """
+        tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
+        height, width = self._check_call_arguments(output_type, num_images_per_prompt, tensor_inputs, height, width)
+        device = self._execution_device
+
+        # 1. Inputs: image(s) in model space and relative pose(s).
+        source = preprocess_image(image, height, width).to(device)
+        pose = relative_pose_embedding(polar, azimuth, radius).to(device)
+        if source.shape[0] not in (1, pose.shape[0]) and pose.shape[0] != 1:
+            raise ValueError(f"got {source.shape[0]} images for {pose.shape[0]} poses: give one image or one per pose")
+
+        # 2. Conditioning: context per view, concat latents per view, repeated per sample.
+        context = self.encode_context(source, pose)
+        concat_latents = self.encode_concat_latents(source).expand(context.shape[0], -1, -1, -1)
+        context = context.repeat_interleave(num_images_per_prompt, dim=0)
+        concat_latents = concat_latents.repeat_interleave(num_images_per_prompt, dim=0)
+
+        # 3-5. Starting noise, official DDIM loop with guidance, decoding.
+        return self._sample(
+            context, concat_latents, height=height, width=width, num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale, eta=eta, generator=generator, latents=latents, output_type=output_type,
+            return_dict=return_dict, callback_on_step_end=callback_on_step_end, tensor_inputs=tensor_inputs,
+        )  # fmt: skip
