@@ -124,3 +124,33 @@ def test_converter_detects_the_family_and_takes_ema(z123_reference, converted_z1
     pipe = Zero123Pipeline.from_pretrained(converted_z123)
     assert pipe.unet.config.in_channels == 8 and pipe.cc_projection.config.in_features == 36
     assert torch.equal(pipe.unet.conv_in.weight.detach(), state_dict["model_ema.diffusion_modelinput_blocks00weight"])
+
+
+def test_community_diffusers_layout_loads_without_running_its_code(converted_z123, tmp_path, source, expected):
+    """The published ``kxic/zero123-*`` folders: Zero1to3StableDiffusionPipeline, a cc_projection class from a
+    pipeline file that is not importable, unused safety_checker / feature_extractor, .bin projection weights."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "zero123-community"
+    shutil.copytree(converted_z123, folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    index.update(
+        _class_name="Zero1to3StableDiffusionPipeline", cc_projection=["pipeline_zero1to3", "CCProjection"],
+        safety_checker=[None, None], feature_extractor=["transformers", "CLIPImageProcessor"],
+        requires_safety_checker=False,
+    )  # fmt: skip
+    (folder / "model_index.json").write_text(json.dumps(index))
+    weights = folder / "cc_projection" / "diffusion_pytorch_model.safetensors"
+    torch.save(load_file(weights), folder / "cc_projection" / "diffusion_pytorch_model.bin")
+    weights.unlink()
+    (folder / "cc_projection" / "config.json").write_text('{"_class_name": "CCProjection"}')
+
+    pipe = Zero123Pipeline.from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    final = pipe(
+        source, *POSE_1, num_inference_steps=10, guidance_scale=3.0, eta=0.0, latents=expected["a.x_T"], output_type="latent"
+    ).images
+    assert max_abs(final, expected["a.latent"]) <= LATENT_TOL

@@ -17,11 +17,14 @@ from the project's camera convention.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from diffusers.schedulers import KarrasDiffusionSchedulers
 from transformers import CLIPVisionModelWithProjection
 
@@ -67,11 +70,39 @@ def relative_pose_embedding(
     return torch.tensor(rows, dtype=torch.float64).float()[:, None, :]
 
 
+def load_community_cc_projection(folder: str | os.PathLike) -> CCProjection:
+    """``cc_projection/`` of a diffusers-format Zero-1-to-3 folder written by the community ``Zero1to3`` pipeline
+    (the ``kxic/zero123-*`` layout): ``projection.{weight,bias}`` in safetensors or a ``.bin`` state dict, and a
+    config without sizes. Sizes come from the weight shapes; ``.bin`` files are read with ``weights_only=True``."""
+    folder = Path(folder)
+    safetensors_file = folder / "diffusion_pytorch_model.safetensors"
+    bin_file = folder / "diffusion_pytorch_model.bin"
+    if safetensors_file.is_file():
+        from safetensors.torch import load_file
+
+        state_dict = load_file(safetensors_file)
+    elif bin_file.is_file():
+        state_dict = torch.load(bin_file, map_location="cpu", weights_only=True)
+    else:
+        raise FileNotFoundError(f"{folder} holds no diffusion_pytorch_model.safetensors or .bin")
+    weight = state_dict.get("projection.weight")
+    if weight is None or weight.ndim != 2:
+        raise ValueError(f"{folder}: expected a 'projection.weight' matrix, found keys {sorted(state_dict)[:5]}")
+    projection = CCProjection(in_features=weight.shape[1], out_features=weight.shape[0])
+    projection.load_state_dict(state_dict, strict=True)
+    return projection.eval()
+
+
 class Zero123Pipeline(ImageConditionedPipeline):
     """Zero-1-to-3 novel-view synthesis.
 
     Components: ``vae``, ``image_encoder`` (``CLIPVisionModelWithProjection``), ``unet`` (8 input channels),
     ``cc_projection`` (:class:`CCProjection`, CLIP dim + 4 -> context dim) and ``scheduler``.
+
+    ``from_pretrained`` loads folders written by ``p2g3d convert`` and also the community diffusers layout of the
+    published ``kxic/zero123-*`` weights (``Zero1to3StableDiffusionPipeline``: same component names plus an unused
+    ``safety_checker`` and ``feature_extractor``, and a ``cc_projection`` class from a pipeline file); no code from
+    such a folder is executed.
     """
 
     model_cpu_offload_seq = "image_encoder->cc_projection->vae->unet->vae"
@@ -87,6 +118,32 @@ class Zero123Pipeline(ImageConditionedPipeline):
         super().__init__()
         self.register_modules(
             vae=vae, image_encoder=image_encoder, unet=unet, cc_projection=cc_projection, scheduler=scheduler
+        )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        folder = Path(str(pretrained_model_name_or_path))
+        if not folder.is_dir():
+            download_keys = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
+            folder = Path(cls.download(str(pretrained_model_name_or_path), **{k: kwargs[k] for k in download_keys if k in kwargs}))
+        index_file = folder / "model_index.json"
+        index = json.loads(index_file.read_text()) if index_file.is_file() else {}
+        library = (index.get("cc_projection") or ["p2g3d"])[0]
+        if library is None or str(library).startswith("p2g3d"):
+            return super().from_pretrained(folder, **kwargs)
+        return cls._from_community_folder(folder, kwargs.get("dtype", kwargs.get("torch_dtype")))
+
+    @classmethod
+    def _from_community_folder(cls, folder: Path, dtype: torch.dtype | None) -> Zero123Pipeline:
+        """Build from the community layout component by component (its cc_projection class is not importable)."""
+        dtype_kwargs = {} if dtype is None else {"dtype": dtype}
+        projection = load_community_cc_projection(folder / "cc_projection")
+        return cls(
+            vae=AutoencoderKL.from_pretrained(folder, subfolder="vae", **dtype_kwargs),
+            image_encoder=CLIPVisionModelWithProjection.from_pretrained(folder / "image_encoder", **dtype_kwargs),
+            unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet", **dtype_kwargs),
+            cc_projection=projection.to(dtype) if dtype is not None else projection,
+            scheduler=DDIMScheduler.from_pretrained(folder, subfolder="scheduler"),
         )
 
     @torch.no_grad()
