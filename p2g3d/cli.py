@@ -2,6 +2,7 @@
 
 ``p2g3d convert CKPT OUT_DIR``: official checkpoint -> diffusers folder.
 ``p2g3d complete IMAGE --mask MASK [--mask MASK ...] --model DIR -o OUT_DIR``: amodal completion of each object.
+``p2g3d views IMAGE [--mask MASK] --model DIR -o OUT_DIR``: Zero-1-to-3 novel views with ``cameras.json``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_sampling_arguments(command: argparse.ArgumentParser, *, samples: int, guidance: float, unit: str) -> None:
+    """Options shared by the commands that sample a diffusion model."""
+    command.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    command.add_argument("--samples", type=_positive_int, default=samples, help=f"samples per {unit} (default {samples})")
+    command.add_argument("--steps", type=_positive_int, default=50, help="DDIM steps (default 50)")
+    command.add_argument("--guidance", type=float, default=guidance, help=f"guidance scale (default {guidance})")
+    command.add_argument("--eta", type=float, default=1.0, help="DDIM eta (default 1.0)")
+    command.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    command.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
+    command.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default=None, help="default fp16 on cuda")
+    command.add_argument("--batch-size", type=_positive_int, default=8, help=f"{unit} samples per model call")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -46,17 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("image", type=Path, help="scene image (8-bit PNG / JPEG)")
     complete.add_argument("--mask", type=Path, action="append", required=True, help="visible mask (repeatable)")
     complete.add_argument("--model", required=True, help="converted model folder or hub id")
-    complete.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    complete.add_argument("--samples", type=_positive_int, default=4, help="samples per object (default 4)")
-    complete.add_argument("--steps", type=_positive_int, default=50, help="DDIM steps (default 50)")
-    complete.add_argument("--guidance", type=float, default=2.0, help="guidance scale (default 2.0)")
-    complete.add_argument("--eta", type=float, default=1.0, help="DDIM eta (default 1.0)")
-    complete.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    complete.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
-    complete.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default=None, help="default fp16 on cuda")
+    _add_sampling_arguments(complete, samples=4, guidance=2.0, unit="object")
     complete.add_argument("--framing", choices=("squash", "pad"), default="squash", help="default squash (official)")
     complete.add_argument("--mask-rule", choices=("rgb", "official"), default="rgb", help="gray rule for masks")
-    complete.add_argument("--batch-size", type=_positive_int, default=8, help="samples per model call")
+
+    views = commands.add_parser("views", help="Zero-1-to-3 novel views of an object, with cameras.json")
+    views.add_argument("image", type=Path, help="RGBA cut-out (alpha = object), or RGB with --mask")
+    views.add_argument("--mask", type=Path, default=None, help="object mask for an RGB image")
+    views.add_argument("--model", required=True, help="converted Zero-1-to-3 folder, community folder or hub id")
+    _add_sampling_arguments(views, samples=1, guidance=3.0, unit="view")
+    views.add_argument("--num-views", type=_positive_int, default=8, help="views evenly spaced in azimuth (default 8)")
+    views.add_argument("--input-elevation", type=float, default=0.0, help="elevation of the input view, degrees")
+    views.add_argument("--elevation", type=float, default=None, help="elevation of the views (default: input's)")
+    views.add_argument("--radius", type=float, default=1.5, help="camera distance (default 1.5)")
     return parser
 
 
@@ -124,11 +140,79 @@ def run_complete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_object(image_path: Path, mask_path: Path | None):
+    """An RGBA cut-out, or an RGB image with a mask file -> ``(rgb, mask)``."""
+    import numpy as np
+    import PIL.Image
+
+    from .io import load_image, load_mask
+
+    if mask_path is not None:
+        rgb, mask = load_image(image_path), load_mask(mask_path)
+        if mask.shape != rgb.shape[:2]:
+            raise ValueError(f"mask {mask_path} is {mask.shape[0]}x{mask.shape[1]} but the image is {rgb.shape[0]}x{rgb.shape[1]}")
+        return rgb, mask
+    load_image(image_path)  # validates the file (readable, 8-bit)
+    with PIL.Image.open(image_path) as image:
+        if "A" not in image.getbands():
+            raise ValueError(f"{image_path} has no alpha channel: pass the object's mask with --mask")
+        rgba = np.asarray(image.convert("RGBA"))
+    mask = rgba[..., 3] > 127
+    if not mask.any():
+        raise ValueError(f"{image_path}: the alpha channel is empty (no object)")
+    return load_image(image_path), mask
+
+
+def run_views(args: argparse.Namespace) -> int:
+    from .integrations.zero123 import NovelViewGenerator, reframe_for_zero123
+    from .io import save_json, save_png
+
+    rgb, mask = _load_object(args.image, args.mask)
+    generator = NovelViewGenerator.from_pretrained(
+        args.model, device=args.device, dtype=args.dtype, num_inference_steps=args.steps,
+        guidance_scale=args.guidance, eta=args.eta, batch_size=args.batch_size,
+    )  # fmt: skip
+    elevation = args.input_elevation if args.elevation is None else args.elevation
+    cameras = generator.orbit(args.num_views, elevation_deg=elevation, radius=args.radius)
+    views = generator(
+        (rgb, mask), cameras, input_elevation=args.input_elevation, input_radius=args.radius,
+        num_samples=args.samples, seed=args.seed,
+    )  # fmt: skip
+    input_camera = generator.input_camera(args.input_elevation, args.radius)
+    save_png(args.output / "input.png", reframe_for_zero123((rgb, mask), generator.size))
+    entries = []
+    for view in views:
+        stem = f"view_{view.view_index:02d}_s{view.sample_index}"
+        save_png(args.output / f"{stem}.png", view.image)
+        save_png(args.output / f"{stem}_mask.png", view.mask)
+        polar, azimuth, radius = view.relative_pose
+        entries.append(
+            {
+                "file": f"{stem}.png", "mask": f"{stem}_mask.png", "view": view.view_index, "sample": view.sample_index,
+                "camera": view.camera.to_dict(),
+                "zero123_pose": {"delta_polar_deg": polar, "delta_azimuth_deg": azimuth, "delta_radius": radius},
+            }
+        )  # fmt: skip
+    save_json(
+        args.output / "cameras.json",
+        {
+            "convention": input_camera.to_dict()["convention"],
+            "input": {"file": "input.png", "camera": input_camera.to_dict()},
+            "settings": {"steps": args.steps, "guidance": args.guidance, "eta": args.eta, "seed": args.seed,
+                         "samples": args.samples, "input_elevation": args.input_elevation, "elevation": elevation,
+                         "radius": args.radius},
+            "views": entries,
+        },
+    )  # fmt: skip
+    logger.info("wrote %d view(s) to %s", len(views), args.output)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 2 bad input)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    handlers = {"convert": run_convert, "complete": run_complete}
+    handlers = {"convert": run_convert, "complete": run_complete, "views": run_views}
     try:
         return handlers[args.command](args)
     except USER_ERRORS as error:

@@ -6,6 +6,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from parity_helpers import StepRecorder, max_abs
 from safetensors.torch import load_file
 
 from p2g3d import Pix2GestaltPipeline
@@ -16,11 +17,6 @@ SINGLE_CALL_TOL = 1e-4
 LATENT_TOL = 1e-3
 IMAGE_TOL = 1e-4
 CASES = {"a": 2.0, "b": 1.0}
-
-
-def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return (a.float() - b.float()).abs().max().item()
 
 
 @pytest.fixture(scope="module")
@@ -72,22 +68,15 @@ def test_ema_eps_matches_and_raw_weights_do_not(pipe, expected):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_sampling_step_by_step(pipe, inputs, expected, case):
     scene, mask = inputs
-    latents, pred_x0, timesteps = [], [], []
-
-    def record(pipeline, step_index, timestep, tensors):
-        latents.append(tensors["latents"].clone())
-        pred_x0.append(tensors["pred_original_sample"].clone())
-        timesteps.append(int(timestep))
-        return tensors
-
+    record = StepRecorder()
     final = pipe(
         scene, mask, num_inference_steps=10, guidance_scale=CASES[case], eta=0.0, latents=expected[f"{case}.x_T"],
         output_type="latent", callback_on_step_end=record,
-        callback_on_step_end_tensor_inputs=["latents", "pred_original_sample"],
+        callback_on_step_end_tensor_inputs=record.tensor_inputs,
     ).images  # fmt: skip
-    assert timesteps == expected[f"{case}.step_timesteps"].tolist()
-    assert max_abs(torch.stack(latents), expected[f"{case}.latents_per_step"]) <= LATENT_TOL
-    assert max_abs(torch.stack(pred_x0), expected[f"{case}.pred_x0_per_step"]) <= LATENT_TOL
+    assert record.timesteps == expected[f"{case}.step_timesteps"].tolist()
+    assert max_abs(torch.stack(record.latents), expected[f"{case}.latents_per_step"]) <= LATENT_TOL
+    assert max_abs(torch.stack(record.pred_x0), expected[f"{case}.pred_x0_per_step"]) <= LATENT_TOL
     assert max_abs(final, expected[f"{case}.latent"]) <= LATENT_TOL
 
     decoded_raw = pipe.vae.decode(final * (1 / pipe.vae.config.scaling_factor)).sample

@@ -6,6 +6,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from parity_helpers import StepRecorder, max_abs
 from safetensors.torch import load_file
 
 from p2g3d import Zero123Pipeline
@@ -19,11 +20,6 @@ IMAGE_TOL = 1e-4
 CASES = {"a": 3.0, "b": 1.0}
 POSE_1 = (15.0, 45.0, 0.0)
 POSE_2 = (-20.0, -90.0, 0.3)
-
-
-def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return (a.float() - b.float()).abs().max().item()
 
 
 @pytest.fixture(scope="module")
@@ -76,22 +72,15 @@ def test_eps_at_both_poses_and_negative_control(pipe, expected):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_sampling_step_by_step(pipe, source, expected, z123_reference, case):
-    latents, pred_x0, timesteps = [], [], []
-
-    def record(pipeline, step_index, timestep, tensors):
-        latents.append(tensors["latents"].clone())
-        pred_x0.append(tensors["pred_original_sample"].clone())
-        timesteps.append(int(timestep))
-        return tensors
-
+    record = StepRecorder()
     final = pipe(
         source, *POSE_1, num_inference_steps=10, guidance_scale=CASES[case], eta=0.0, latents=expected[f"{case}.x_T"],
         output_type="latent", callback_on_step_end=record,
-        callback_on_step_end_tensor_inputs=["latents", "pred_original_sample"],
+        callback_on_step_end_tensor_inputs=record.tensor_inputs,
     ).images  # fmt: skip
-    assert timesteps == expected[f"{case}.step_timesteps"].tolist()
-    assert max_abs(torch.stack(latents), expected[f"{case}.latents_per_step"]) <= LATENT_TOL
-    assert max_abs(torch.stack(pred_x0), expected[f"{case}.pred_x0_per_step"]) <= LATENT_TOL
+    assert record.timesteps == expected[f"{case}.step_timesteps"].tolist()
+    assert max_abs(torch.stack(record.latents), expected[f"{case}.latents_per_step"]) <= LATENT_TOL
+    assert max_abs(torch.stack(record.pred_x0), expected[f"{case}.pred_x0_per_step"]) <= LATENT_TOL
     assert max_abs(final, expected[f"{case}.latent"]) <= LATENT_TOL
     decoded_raw = pipe.vae.decode(final * (1 / pipe.vae.config.scaling_factor)).sample
     assert max_abs(decoded_raw, expected[f"{case}.decoded_raw"]) <= IMAGE_TOL

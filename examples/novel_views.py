@@ -1,0 +1,55 @@
+"""Complete an occluded object, then look at it from around: pix2gestalt -> Zero-1-to-3.
+
+    python examples/novel_views.py scene.png visible_mask.png \
+        --completion-model models/pix2gestalt --views-model models/zero123-xl --num-views 8 --output views/
+
+Writes the completed object, every view with its foreground mask, and cameras.json (p2g3d camera convention:
+world +Z up, OpenCV camera axes, world-to-camera extrinsics, intrinsics in pixels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from p2g3d.completer import AmodalCompleter
+from p2g3d.integrations.zero123 import NovelViewGenerator
+from p2g3d.io import load_image, load_mask, save_json, save_png
+
+logger = logging.getLogger("novel_views")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("image", type=Path)
+    parser.add_argument("mask", type=Path)
+    parser.add_argument("--completion-model", required=True, help="converted pix2gestalt folder")
+    parser.add_argument("--views-model", required=True, help="converted Zero-1-to-3 folder or diffusers folder")
+    parser.add_argument("--num-views", type=int, default=8)
+    parser.add_argument("--elevation", type=float, default=0.0, help="elevation of the input view, degrees")
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--output", type=Path, default=Path("views"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    completer = AmodalCompleter.from_pretrained(args.completion_model, num_inference_steps=args.steps)
+    (whole,) = completer(load_image(args.image), [load_mask(args.mask)], seed=0)
+    save_png(args.output / "completed_rgba.png", whole.whole_rgba)
+    logger.info("completed: %.0f%% of the object was hidden", 100 * whole.occluded_fraction)
+
+    generator = NovelViewGenerator.from_pretrained(args.views_model, num_inference_steps=args.steps)
+    cameras = generator.orbit(args.num_views, elevation_deg=args.elevation)
+    views = generator(whole, cameras, input_elevation=args.elevation, seed=0)
+    for view in views:
+        save_png(args.output / f"view_{view.view_index:02d}.png", view.image)
+        save_png(args.output / f"view_{view.view_index:02d}_mask.png", view.mask)
+    save_json(
+        args.output / "cameras.json",
+        {"views": [{"file": f"view_{v.view_index:02d}.png", "camera": v.camera.to_dict()} for v in views]},
+    )
+    logger.info("wrote %d views to %s", len(views), args.output)
+
+
+if __name__ == "__main__":
+    main()
