@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--config", type=Path, default=None, help="official yaml (default: the packaged one)")
     convert.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32", help="weights dtype")
     convert.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    convert.add_argument(
+        "--unet-weights", choices=("ema", "raw"), default="ema",
+        help="EMA (default, what official inference uses) or raw, for checkpoints saved without EMA",
+    )  # fmt: skip
 
     complete = commands.add_parser("complete", help="complete occluded objects in an image")
     complete.add_argument("image", type=Path, help="scene image (8-bit PNG / JPEG)")
@@ -79,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
 def run_convert(args: argparse.Namespace) -> int:
     from .convert import convert_checkpoint
 
-    output = convert_checkpoint(args.checkpoint, args.output_dir, args.config, args.dtype, args.overwrite)
+    output = convert_checkpoint(
+        args.checkpoint, args.output_dir, args.config, args.dtype, args.overwrite, unet_weights=args.unet_weights
+    )
     logger.info("wrote %s", output)
     return 0
 

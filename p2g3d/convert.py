@@ -75,6 +75,7 @@ CLIP_TEXT_LEFTOVERS = frozenset(
         "cond_stage_model.model.ln_final.weight", "cond_stage_model.model.ln_final.bias",
     }
 )  # fmt: skip
+UNET_WEIGHTS = ("ema", "raw")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -113,6 +114,7 @@ class ConvertedModel:
     cc_projection_config: dict
     cc_projection_state_dict: dict[str, torch.Tensor]
     scheduler_config: dict
+    unet_weights: str = "ema"
     ignored_key_counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -156,6 +158,11 @@ def _ema_unet_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch
         if ema_weight.shape != state_dict[raw_name].shape:
             raise ConversionError(f"{ema_name} has shape {tuple(ema_weight.shape)}, raw weight {tuple(state_dict[raw_name].shape)}")
         ema_weights[raw_name] = ema_weight
+    if len(missing) == len(raw_names):
+        raise ConversionError(
+            "checkpoint holds no EMA UNet weights (model_ema.*). Inference uses the EMA weights; if this checkpoint "
+            "was trained without EMA, convert its raw weights explicitly with unet_weights='raw' (--unet-weights raw)"
+        )
     if missing:
         raise ConversionError(
             f"checkpoint lacks EMA weights for {len(missing)} of {len(raw_names)} UNet parameters (first: {missing[0]}); "
@@ -240,7 +247,9 @@ def _clip_state_dict(state_dict: dict[str, torch.Tensor], num_layers: int) -> tu
     return converted, used
 
 
-def convert_state_dict(state_dict: dict[str, torch.Tensor], config: dict | None = None) -> ConvertedModel:
+def convert_state_dict(
+    state_dict: dict[str, torch.Tensor], config: dict | None = None, unet_weights: str = "ema"
+) -> ConvertedModel:
     """Map an official pix2gestalt / Zero-1-to-3 state dict onto diffusers components (no tensor data is copied).
 
     Works on meta tensors too, which makes checking the full-size key layout cheap.
@@ -248,7 +257,11 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], config: dict | None 
     Args:
         state_dict: the checkpoint's ``state_dict``.
         config: the official yaml as a dict (default: the packaged official config of the detected family).
+        unet_weights: ``"ema"`` (default; what the official inference uses) or ``"raw"`` (the training weights,
+            only for checkpoints saved without EMA).
     """
+    if unet_weights not in UNET_WEIGHTS:
+        raise ValueError(f"unet_weights must be one of {UNET_WEIGHTS}, got {unet_weights!r}")
     family = detect_family(state_dict)
     config = config or default_config(family.name)
     params = config["model"]["params"]
@@ -270,22 +283,27 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], config: dict | None 
     if unknown:
         raise ConversionError(f"checkpoint has {len(unknown)} keys outside the {family.name} layout, e.g. {unknown[:5]}")
 
-    # UNet from the EMA weights.
-    ema_unet = _ema_unet_state_dict(state_dict)
-    unused_ema = {k for k in state_dict if k.startswith(EMA_PREFIX)} - EMA_BOOKKEEPING - {
-        EMA_PREFIX + k[len("model.") :].replace(".", "") for k in ema_unet
-    }
-    if unused_ema:
-        raise ConversionError(f"{len(unused_ema)} EMA keys match no UNet parameter, e.g. {sorted(unused_ema)[:3]}")
+    # UNet from the EMA weights (or, on request, the raw training weights).
+    ema_keys = {k for k in state_dict if k.startswith(EMA_PREFIX)} - EMA_BOOKKEEPING
+    if unet_weights == "ema":
+        unet_source = _ema_unet_state_dict(state_dict)
+        unused_ema = ema_keys - {EMA_PREFIX + k[len("model.") :].replace(".", "") for k in unet_source}
+        if unused_ema:
+            raise ConversionError(f"{len(unused_ema)} EMA keys match no UNet parameter, e.g. {sorted(unused_ema)[:3]}")
+        ignored_unet = {"raw (non-EMA) UNet": sum(k.startswith(RAW_UNET_PREFIX) for k in state_dict)}
+    else:
+        logger.warning("converting the RAW (non-EMA) UNet weights: outputs differ from the official EMA inference")
+        unet_source = {k: v for k, v in state_dict.items() if k.startswith(RAW_UNET_PREFIX)}
+        ignored_unet = {"EMA UNet (not used)": len(ema_keys)}
     vae_ddconfig = params["first_stage_config"]["params"]["ddconfig"]
     vae_factor = 2 ** (len(vae_ddconfig["ch_mult"]) - 1)
     image_size = params["image_size"] * vae_factor
     vae_source = {k: v for k, v in state_dict.items() if k.startswith(VAE_PREFIX)}
     with warnings.catch_warnings():  # diffusers deprecates passing image_size, but infers a wrong one without it
         warnings.simplefilter("ignore", FutureWarning)
-        unet_config = create_unet_diffusers_config_from_ldm(config, ema_unet, image_size=image_size)
+        unet_config = create_unet_diffusers_config_from_ldm(config, unet_source, image_size=image_size)
         vae_config = create_vae_diffusers_config_from_ldm(config, vae_source, image_size=vae_ddconfig["resolution"])
-    unet_state_dict = convert_ldm_unet_checkpoint(ema_unet, unet_config)
+    unet_state_dict = convert_ldm_unet_checkpoint(unet_source, unet_config)
 
     # VAE, CLIP, cc_projection.
     vae_state_dict = convert_ldm_vae_checkpoint(vae_source, vae_config)
@@ -325,8 +343,9 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], config: dict | None 
         cc_projection_config={"in_features": cc_weight.shape[1], "out_features": cc_weight.shape[0]},
         cc_projection_state_dict={"projection.weight": cc_weight, "projection.bias": cc_bias},
         scheduler_config=scheduler_config,
+        unet_weights=unet_weights,
         ignored_key_counts={
-            "raw (non-EMA) UNet": sum(k.startswith(RAW_UNET_PREFIX) for k in state_dict),
+            **ignored_unet,
             "schedule buffers": sum(k in SCHEDULE_BUFFERS for k in state_dict),
             "EMA bookkeeping": sum(k in EMA_BOOKKEEPING for k in state_dict),
             "CLIP text leftovers": sum(k in CLIP_TEXT_LEFTOVERS for k in state_dict),
@@ -377,12 +396,13 @@ def convert_checkpoint(
     config_path: str | os.PathLike | None = None,
     dtype: str = "fp32",
     overwrite: bool = False,
+    unet_weights: str = "ema",
 ) -> Path:
     """Convert an official pix2gestalt or Zero-1-to-3 ``.ckpt`` into a diffusers folder of safetensors files.
 
     The folder loads with ``Pix2GestaltPipeline.from_pretrained`` / ``Zero123Pipeline.from_pretrained`` (and
-    ``DiffusionPipeline.from_pretrained`` once ``p2g3d`` is imported). It is written to a temporary folder beside ``output_dir`` and renamed into place, so a
-    failed conversion never leaves a half-written model.
+    ``DiffusionPipeline.from_pretrained`` once ``p2g3d`` is imported). It is written to a temporary folder beside
+    ``output_dir`` and renamed into place, so a failed conversion never leaves a half-written model.
 
     Args:
         checkpoint_path: official Lightning checkpoint (``epoch=000005.ckpt``, ``105000.ckpt``, ``zero123-xl.ckpt``).
@@ -390,6 +410,7 @@ def convert_checkpoint(
         config_path: official yaml; default: the packaged official config of the checkpoint's family.
         dtype: ``"fp32"``, ``"fp16"`` or ``"bf16"`` for the saved weights.
         overwrite: replace an existing non-empty ``output_dir``.
+        unet_weights: ``"ema"`` (default) or ``"raw"`` for checkpoints trained without EMA.
     """
     from . import __version__, pipelines
 
@@ -406,7 +427,7 @@ def convert_checkpoint(
         config = None
 
     state_dict = load_lightning_state_dict(checkpoint_path)
-    converted = convert_state_dict(state_dict, config)
+    converted = convert_state_dict(state_dict, config, unet_weights)
     modules = build_components(converted, DTYPES[dtype])
     from diffusers import DDIMScheduler
 
@@ -422,7 +443,7 @@ def convert_checkpoint(
             "family": converted.family.name,
             "dtype": dtype,
             "p2g3d_version": __version__,
-            "unet_weights": "EMA",
+            "unet_weights": converted.unet_weights,
             "ignored_checkpoint_keys": converted.ignored_key_counts,
         }
         (staging / "conversion.json").write_text(json.dumps(provenance, indent=2) + "\n")

@@ -119,7 +119,7 @@ def test_official_checkpoint_loads_without_pytorch_lightning(p2g_reference):
 def test_converted_folder_loads_both_ways(converted_tiny):
     assert (converted_tiny / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     provenance = json.loads((converted_tiny / "conversion.json").read_text())
-    assert provenance["unet_weights"] == "EMA"
+    assert provenance["unet_weights"] == "ema"
     generic = DiffusionPipeline.from_pretrained(converted_tiny)
     assert isinstance(generic, Pix2GestaltPipeline)
 
@@ -158,3 +158,22 @@ def test_unknown_family_and_wrong_projection_are_errors(full_size_meta_state_dic
     state_dict["cc_projection.weight"] = torch.empty(768, 772, device="meta")
     with pytest.raises(ConversionError, match="cc_projection takes 772"):
         convert_state_dict(state_dict)
+
+
+def test_checkpoint_without_ema_needs_an_explicit_choice(p2g_reference, tmp_path):
+    """Stripping the EMA copy: refused by default; with unet_weights='raw' the raw eps (the negative control) comes out."""
+    from safetensors.torch import load_file
+
+    state_dict = load_lightning_state_dict(p2g_reference / "pix2gestalt_tiny.ckpt")
+    raw_only = {k: v.clone() for k, v in state_dict.items() if not k.startswith("model_ema.")}
+    path = tmp_path / "no_ema.ckpt"
+    torch.save({"state_dict": raw_only}, path)
+    config = p2g_reference / "pix2gestalt_tiny.yaml"
+    with pytest.raises(ConversionError, match="--unet-weights raw"):
+        convert_checkpoint(path, tmp_path / "refused", config_path=config)
+    output = convert_checkpoint(path, tmp_path / "raw", config_path=config, unet_weights="raw")
+    assert json.loads((output / "conversion.json").read_text())["unet_weights"] == "raw"
+    expected = load_file(p2g_reference / "pix2gestalt_tiny_expected.safetensors")
+    pipe = Pix2GestaltPipeline.from_pretrained(output)
+    eps = pipe.predict_noise(expected["z_t"], expected["t"], expected["context"], expected["c_concat"], 1.0)
+    assert (eps - expected["eps_cond_nonema"]).abs().max() <= 1e-4
