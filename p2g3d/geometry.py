@@ -1,0 +1,73 @@
+"""Mesh conversion between trimesh and Open3D, and lazy Open3D import with an install hint."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+INSTALL_HINT = (
+    "this feature needs Open3D: pip install 'p2g3d[3d]' (CPU build open3d-cpu; on Debian also apt-get install "
+    "libusb-1.0-0), or install the CUDA build 'open3d' instead, never both"
+)
+
+
+def import_open3d():
+    """``open3d``, or an ImportError that says how to install it."""
+    try:
+        import open3d
+    except ImportError as error:  # missing package, or a missing system library such as libusb
+        raise ImportError(f"{INSTALL_HINT} ({error})") from error
+    return open3d
+
+
+def as_trimesh(mesh) -> trimesh.Trimesh:
+    """A ``trimesh.Trimesh``, an Open3D ``TriangleMesh`` (legacy or tensor) or a mesh file path -> ``trimesh.Trimesh``.
+
+    Scenes (e.g. multi-part GLB files) are concatenated into one mesh.
+    """
+    if isinstance(mesh, trimesh.Trimesh):
+        return mesh
+    if isinstance(mesh, (str, os.PathLike)):
+        path = Path(mesh)
+        if not path.is_file():
+            raise FileNotFoundError(f"mesh file not found: {path}")
+        loaded = trimesh.load(path, process=False)
+        if isinstance(loaded, trimesh.Scene):
+            loaded = loaded.to_mesh() if hasattr(loaded, "to_mesh") else loaded.dump(concatenate=True)
+        if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
+            raise ValueError(f"{path} holds no triangle mesh")
+        return loaded
+    o3d = import_open3d()
+    if isinstance(mesh, o3d.t.geometry.TriangleMesh):
+        mesh = mesh.to_legacy()
+    if isinstance(mesh, o3d.geometry.TriangleMesh):
+        colors = np.asarray(mesh.vertex_colors)
+        return trimesh.Trimesh(
+            vertices=np.asarray(mesh.vertices),
+            faces=np.asarray(mesh.triangles),
+            vertex_colors=(colors * 255).round().astype(np.uint8) if len(colors) else None,
+            process=False,
+        )
+    raise TypeError(f"expected a trimesh.Trimesh, an Open3D TriangleMesh or a path, got {type(mesh).__name__}")
+
+
+def as_open3d(mesh):
+    """Any accepted mesh -> Open3D legacy ``TriangleMesh`` (float64 vertices)."""
+    o3d = import_open3d()
+    if isinstance(mesh, o3d.geometry.TriangleMesh):
+        return mesh
+    source = as_trimesh(mesh)
+    result = o3d.geometry.TriangleMesh(
+        o3d.utility.Vector3dVector(np.asarray(source.vertices, dtype=np.float64)),
+        o3d.utility.Vector3iVector(np.asarray(source.faces, dtype=np.int32)),
+    )
+    return result
+
+
+def as_tensor_mesh(mesh):
+    """Any accepted mesh -> Open3D tensor ``TriangleMesh`` (float32), as ``RaycastingScene`` wants."""
+    o3d = import_open3d()
+    return o3d.t.geometry.TriangleMesh.from_legacy(as_open3d(mesh))
