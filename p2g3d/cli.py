@@ -3,6 +3,8 @@
 ``p2g3d convert CKPT OUT_DIR``: official checkpoint -> diffusers folder.
 ``p2g3d complete IMAGE --mask MASK [--mask MASK ...] --model DIR -o OUT_DIR``: amodal completion of each object.
 ``p2g3d views IMAGE [--mask MASK] --model DIR -o OUT_DIR``: Zero-1-to-3 novel views with ``cameras.json``.
+``p2g3d reconstruct VIEWS_DIR -o mesh.glb [--method carve|pytorch3d|nerfstudio]``: multi-view mesh reconstruction.
+``p2g3d evaluate PRED GT [--protocol syncdreamer|triposr|raw]``: 3D metrics as JSON.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from .checkpoint import UnsafeCheckpointError
 
 logger = logging.getLogger("p2g3d")
 
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, UnsafeCheckpointError, SafetensorError)
+USER_ERRORS = (
+    ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError, UnsafeCheckpointError, SafetensorError,
+)  # fmt: skip
 
 
 def _positive_int(text: str) -> int:
@@ -77,6 +81,24 @@ def build_parser() -> argparse.ArgumentParser:
     views.add_argument("--input-elevation", type=float, default=0.0, help="elevation of the input view, degrees")
     views.add_argument("--elevation", type=float, default=None, help="elevation of the views (default: input's)")
     views.add_argument("--radius", type=float, default=1.5, help="camera distance (default 1.5)")
+
+    reconstruct = commands.add_parser("reconstruct", help="mesh from posed, masked views (a cameras.json folder)")
+    reconstruct.add_argument("views_dir", type=Path, help="folder with cameras.json, images and masks")
+    reconstruct.add_argument("-o", "--output", type=Path, required=True, help="mesh file: .glb, .obj or .ply")
+    reconstruct.add_argument("--method", choices=("carve", "pytorch3d", "nerfstudio"), default="carve")
+    reconstruct.add_argument("--resolution", type=_positive_int, default=96, help="carving voxels per side")
+    reconstruct.add_argument("--bound", type=float, default=0.6, help="half side of the carving box (default 0.6)")
+    reconstruct.add_argument("--iterations", type=_positive_int, default=None, help="pytorch3d / nerfstudio steps")
+    reconstruct.add_argument("--device", default="cpu", help="torch / nerfstudio device (default cpu)")
+
+    evaluate = commands.add_parser("evaluate", help="Chamfer, F-score, volume IoU, normal consistency as JSON")
+    evaluate.add_argument("pred", type=Path, help="predicted mesh")
+    evaluate.add_argument("gt", type=Path, help="ground-truth mesh")
+    evaluate.add_argument("--protocol", choices=("syncdreamer", "triposr", "raw"), default="syncdreamer")
+    evaluate.add_argument("--points", type=_positive_int, default=20000, help="surface samples per mesh")
+    evaluate.add_argument("--volume-resolution", type=_positive_int, default=64, help="volume IoU grid size")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("-o", "--output", type=Path, default=None, help="also write the JSON here")
     return parser
 
 
@@ -214,11 +236,56 @@ def run_views(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_reconstruct(args: argparse.Namespace) -> int:
+    from .export import FORMATS, export_mesh
+    from .integrations.base import load_views
+
+    if args.output.suffix.lower().lstrip(".") not in FORMATS:
+        raise ValueError(f"output must end in one of {', '.join('.' + f for f in FORMATS)}, got {args.output.name}")
+    views = load_views(args.views_dir)
+    bounds = ((-args.bound,) * 3, (args.bound,) * 3)
+    if args.method == "carve":
+        from .integrations.carving import VisualHullReconstructor
+
+        backend = VisualHullReconstructor(resolution=args.resolution, bounds=bounds)
+    elif args.method == "pytorch3d":
+        from .integrations.pytorch3d_fit import SilhouetteFitReconstructor, import_pytorch3d
+
+        import_pytorch3d()
+        backend = SilhouetteFitReconstructor(iterations=args.iterations or 200, bounds=bounds, device=args.device)
+    else:
+        from .integrations.nerfstudio import NerfstudioReconstructor
+
+        backend = NerfstudioReconstructor(max_iterations=args.iterations or 5000, device=args.device)
+    export_mesh(backend.reconstruct(views), args.output)
+    logger.info("wrote %s from %d views", args.output, len(views))
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from .io import save_json
+    from .metrics import evaluate
+
+    result = evaluate(
+        args.pred, args.gt, args.protocol, num_points=args.points, volume_resolution=args.volume_resolution,
+        seed=args.seed,
+    )  # fmt: skip
+    if args.output is not None:
+        save_json(args.output, result)
+    print(json.dumps({k: v for k, v in result.items() if k != "alignment"}, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 2 bad input)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    handlers = {"convert": run_convert, "complete": run_complete, "views": run_views}
+    handlers = {
+        "convert": run_convert, "complete": run_complete, "views": run_views, "reconstruct": run_reconstruct,
+        "evaluate": run_evaluate,
+    }  # fmt: skip
     try:
         return handlers[args.command](args)
     except USER_ERRORS as error:

@@ -95,8 +95,10 @@ def test_pytorch3d(camera_on_x):
 
 
 def test_pytorch3d_library_agrees(camera_on_x):
-    torch = pytest.importorskip("torch")
-    utils = pytest.importorskip("pytorch3d.utils", reason="pytorch3d not installed (optional extra)")
+    import torch
+    from conftest import require_extra
+
+    utils = require_extra("pytorch3d.utils", "pytorch3d not installed (optional extra)")
     K_cv, R, t = camera_on_x.K, camera_on_x.R, camera_on_x.t  # pytorch3d treats K's principal point as corner-origin
     cameras = utils.cameras_from_opencv_projection(
         torch.tensor(R[None]).float(), torch.tensor(t[None]).float(), torch.tensor(K_cv[None]).float(),
@@ -105,7 +107,7 @@ def test_pytorch3d_library_agrees(camera_on_x):
     ours = to_pytorch3d(camera_on_x)
     np.testing.assert_allclose(cameras.R.numpy(), ours["R"], atol=1e-6)
     np.testing.assert_allclose(cameras.T.numpy(), ours["T"], atol=1e-6)
-    screen = cameras.transform_points_screen(torch.tensor(POINTS).float())[0, :, :2].numpy()
+    screen = cameras.transform_points_screen(torch.tensor(POINTS).float())[..., :2].numpy().reshape(-1, 2)
     np.testing.assert_allclose(screen, PIXELS, atol=1e-4)
 
 

@@ -1,0 +1,110 @@
+"""nerfstudio: write posed, masked views as a nerfstudio dataset, and train / export a mesh with its CLI.
+
+The dataset is nerfstudio's ``transforms.json`` format: per-frame ``transform_matrix`` (camera-to-world, OpenGL
+camera axes, from :func:`p2g3d.cameras.to_opengl`), per-frame pinhole intrinsics ``fl_x, fl_y, cx, cy, w, h``
+(nerfstudio's pixel centres sit at +0.5 like p2g3d's, so they carry over unchanged), ``mask_path`` (0 = ignore)
+and ``camera_model: OPENCV`` without distortion. Training keeps the p2g3d world frame (no re-orientation,
+centring or scaling by the data parser), so the exported mesh needs no transform back.
+
+Training needs nerfstudio installed (``pip install nerfstudio``, with its own torch / CUDA requirements).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import trimesh
+
+from p2g3d.cameras import to_nerfstudio_frame
+from p2g3d.io import save_json, save_png
+
+from .base import MaskedView, check_views
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = "the nerfstudio backend needs nerfstudio's CLI (ns-train, ns-export): pip install nerfstudio"
+# Keep the p2g3d world frame: no auto-orientation, centring or scaling of the poses.
+DATAPARSER_ARGUMENTS = [
+    "nerfstudio-data", "--orientation-method", "none", "--center-method", "none", "--auto-scale-poses", "False",
+]  # fmt: skip
+
+
+def write_nerfstudio_dataset(views: Sequence[MaskedView], folder: str | os.PathLike) -> Path:
+    """Write ``images/``, ``masks/`` and ``transforms.json``; returns the path of ``transforms.json``."""
+    check_views(views, minimum=1)
+    folder = Path(folder)
+    frames = []
+    for index, view in enumerate(views):
+        image, mask = f"images/frame_{index:05d}.png", f"masks/mask_{index:05d}.png"
+        save_png(folder / image, view.image)
+        save_png(folder / mask, view.mask)
+        frame = to_nerfstudio_frame(view.camera, image)
+        frame["mask_path"] = mask
+        frames.append(frame)
+    return save_json(folder / "transforms.json", {"camera_model": "OPENCV", "frames": frames})
+
+
+class NerfstudioReconstructor:
+    """Train a nerfstudio model on the views and export a mesh.
+
+    Args:
+        method: nerfstudio method name (``nerfacto`` by default).
+        max_iterations: training iterations.
+        export: ``ns-export`` mesh method: ``"poisson"`` (needs normals, set for nerfacto) or ``"tsdf"``.
+        device: nerfstudio ``--machine.device-type`` (``cuda``, ``cpu`` or ``mps``).
+        workdir: where the dataset and the run go (a temporary folder by default, removed afterwards).
+    """
+
+    def __init__(
+        self,
+        method: str = "nerfacto",
+        max_iterations: int = 5000,
+        export: str = "poisson",
+        device: str = "cuda",
+        workdir: str | os.PathLike | None = None,
+    ):
+        if export not in ("poisson", "tsdf"):
+            raise ValueError(f"export must be 'poisson' or 'tsdf', got {export!r}")
+        self.method, self.max_iterations, self.export, self.device = method, max_iterations, export, device
+        self.workdir = Path(workdir) if workdir is not None else None
+
+    def commands(self, dataset: Path, runs: Path) -> list[str]:
+        """The ``ns-train`` command line for ``dataset`` (``ns-export`` follows once the run's config exists)."""
+        train = [
+            "ns-train", self.method, "--output-dir", str(runs), "--max-num-iterations", str(self.max_iterations),
+            "--viewer.quit-on-train-completion", "True", "--vis", "tensorboard",
+            "--machine.device-type", self.device,
+        ]  # fmt: skip
+        if self.method == "nerfacto" and self.export == "poisson":
+            train += ["--pipeline.model.predict-normals", "True"]
+        return train + ["--data", str(dataset)] + DATAPARSER_ARGUMENTS
+
+    def reconstruct(self, views: Sequence[MaskedView]) -> trimesh.Trimesh:
+        if shutil.which("ns-train") is None or shutil.which("ns-export") is None:
+            raise ImportError(INSTALL_HINT)
+        check_views(views)
+        workdir = self.workdir or Path(tempfile.mkdtemp(prefix="p2g3d-nerfstudio-"))
+        try:
+            dataset, runs = workdir / "dataset", workdir / "runs"
+            write_nerfstudio_dataset(views, dataset)
+            subprocess.run(self.commands(dataset, runs), check=True)
+            configs = sorted(runs.rglob("config.yml"))
+            if not configs:
+                raise RuntimeError(f"ns-train wrote no config.yml under {runs}")
+            export_dir = workdir / "export"
+            subprocess.run(
+                ["ns-export", self.export, "--load-config", str(configs[-1]), "--output-dir", str(export_dir)], check=True
+            )
+            meshes = sorted(export_dir.glob("*.ply")) + sorted(export_dir.glob("*.obj"))
+            if not meshes:
+                raise RuntimeError(f"ns-export wrote no mesh under {export_dir}")
+            return trimesh.load(meshes[0], force="mesh", process=False)
+        finally:
+            if self.workdir is None:
+                shutil.rmtree(workdir, ignore_errors=True)
