@@ -198,13 +198,15 @@ def make_occluder(rng: np.random.Generator, camera: Camera, distance: float, off
 
 @dataclass(frozen=True, eq=False)
 class SceneView:
-    """One view of a scene. Arrays are ``(H, W, 3)`` uint8 / ``(H, W)`` bool in the view's pixel frame."""
+    """One view of a scene. Arrays are ``(H, W, 3)`` uint8 / ``(H, W)`` bool in the view's pixel frame;
+    ``whole_image`` is the target rendered alone on white (the whole object, pix2gestalt's training target)."""
 
     image: np.ndarray
     visible_mask: np.ndarray
     amodal_mask: np.ndarray
     occluder_mask: np.ndarray
     camera: Camera
+    whole_image: np.ndarray  # the target rendered alone on white: pix2gestalt's training target
 
     @property
     def occluded_fraction(self) -> float:
@@ -298,14 +300,15 @@ def make_scene(
 
     views = []
     for camera in cameras:
-        full = render([target, occluder], camera)
+        full, whole = render([target, occluder], camera), render([target], camera)
         views.append(
             SceneView(
                 image=full.rgb,
                 visible_mask=full.mask(0),
-                amodal_mask=render([target], camera).mask(0),
+                amodal_mask=whole.mask(0),
                 occluder_mask=full.mask(1),
                 camera=camera,
+                whole_image=whole.rgb,
             )
         )
     return OccludedScene(target, occluder, tuple(views), tuple(occluded_views), seed)
