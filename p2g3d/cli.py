@@ -5,6 +5,9 @@
 ``p2g3d views IMAGE [--mask MASK] --model DIR -o OUT_DIR``: Zero-1-to-3 novel views with ``cameras.json``.
 ``p2g3d reconstruct VIEWS_DIR -o mesh.glb [--method carve|pytorch3d|nerfstudio]``: multi-view mesh reconstruction.
 ``p2g3d evaluate PRED GT [--protocol syncdreamer|triposr|raw]``: 3D metrics as JSON.
+``p2g3d make-data OUT --count N``: synthetic training / evaluation data in pix2gestalt's folder format.
+``p2g3d train --data DIR -o RUN [--init scratch|MODEL] [--stage diffusion|vae]``: train or fine-tune.
+``p2g3d eval-amodal --model DIR --data DIR | --cocoa FILE --images DIR``: amodal mIoU with baselines.
 """
 
 from __future__ import annotations
@@ -99,6 +102,39 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--volume-resolution", type=_positive_int, default=64, help="volume IoU grid size")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("-o", "--output", type=Path, default=None, help="also write the JSON here")
+
+    make_data = commands.add_parser("make-data", help="synthetic occluded-object pairs in pix2gestalt's format")
+    make_data.add_argument("output", type=Path, help="dataset folder to write")
+    make_data.add_argument("--count", type=_positive_int, default=1000)
+    make_data.add_argument("--seed", type=int, default=0)
+    make_data.add_argument("--image-size", type=_positive_int, default=64)
+
+    train = commands.add_parser("train", help="train or fine-tune a pix2gestalt model (resumes automatically)")
+    train.add_argument("--data", type=Path, required=True, help="pix2gestalt-format dataset folder")
+    train.add_argument("-o", "--output", type=Path, required=True, help="run folder (checkpoints, log, model/)")
+    train.add_argument("--init", default="scratch", help="'scratch' (small model) or a model folder to fine-tune")
+    train.add_argument("--stage", choices=("diffusion", "vae"), default="diffusion")
+    train.add_argument("--steps", type=_positive_int, default=1000)
+    train.add_argument("--batch-size", type=_positive_int, default=8)
+    train.add_argument("--lr", type=float, default=1e-4, help="UNet learning rate (cc_projection gets 10x)")
+    train.add_argument("--warmup", type=int, default=100)
+    train.add_argument("--ema-decay", type=float, default=0.9999)
+    train.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
+    train.add_argument("--checkpoint-every", type=_positive_int, default=500)
+    train.add_argument("--image-size", type=_positive_int, default=64)
+    train.add_argument("--seed", type=int, default=0)
+
+    eval_amodal = commands.add_parser("eval-amodal", help="amodal mIoU: single, vote, best-of-N and baselines")
+    eval_amodal.add_argument("--model", required=True, help="converted or trained model folder")
+    eval_amodal.add_argument("--data", type=Path, default=None, help="pix2gestalt-format dataset folder")
+    eval_amodal.add_argument("--cocoa", type=Path, default=None, help="COCOA / BSDS-A style annotation json")
+    eval_amodal.add_argument("--images", type=Path, default=None, help="image root for --cocoa")
+    eval_amodal.add_argument("--samples", type=_positive_int, default=3, help="samples per object (default 3)")
+    eval_amodal.add_argument("--steps", type=_positive_int, default=50)
+    eval_amodal.add_argument("--limit", type=_positive_int, default=None, help="evaluate at most this many objects")
+    eval_amodal.add_argument("--seed", type=int, default=0)
+    eval_amodal.add_argument("--device", default=None)
+    eval_amodal.add_argument("-o", "--output", type=Path, default=None, help="also write the JSON here")
     return parser
 
 
@@ -278,13 +314,58 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_make_data(args: argparse.Namespace) -> int:
+    from .data import write_synthetic_dataset
+
+    write_synthetic_dataset(args.output, args.count, seed=args.seed, image_size=args.image_size)
+    logger.info("wrote %d samples to %s", args.count, args.output)
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .training import TrainConfig, train
+
+    model = train(
+        TrainConfig(
+            data=str(args.data), output_dir=str(args.output), init=args.init, stage=args.stage, steps=args.steps,
+            batch_size=args.batch_size, learning_rate=args.lr, warmup_steps=args.warmup, ema_decay=args.ema_decay,
+            mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every, image_size=args.image_size,
+            seed=args.seed,
+        )  # fmt: skip
+    )
+    logger.info("model saved to %s", model)
+    return 0
+
+
+def run_eval_amodal(args: argparse.Namespace) -> int:
+    import json
+
+    from .amodal_eval import evaluate_amodal, examples_from_cocoa, examples_from_folder
+    from .completer import AmodalCompleter
+    from .io import save_json
+
+    if (args.data is None) == (args.cocoa is None):
+        raise ValueError("give exactly one of --data (dataset folder) or --cocoa (annotation file, with --images)")
+    if args.cocoa is not None and args.images is None:
+        raise ValueError("--cocoa needs --images (the folder its file names are relative to)")
+    examples = examples_from_folder(args.data) if args.data else examples_from_cocoa(args.cocoa, args.images)
+    completer = AmodalCompleter.from_pretrained(
+        args.model, device=args.device, num_samples=args.samples, num_inference_steps=args.steps
+    )
+    result = evaluate_amodal(completer, examples, seed=args.seed, limit=args.limit)
+    if args.output is not None:
+        save_json(args.output, result)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 2 bad input)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     handlers = {
         "convert": run_convert, "complete": run_complete, "views": run_views, "reconstruct": run_reconstruct,
-        "evaluate": run_evaluate,
+        "evaluate": run_evaluate, "make-data": run_make_data, "train": run_train, "eval-amodal": run_eval_amodal,
     }  # fmt: skip
     try:
         return handlers[args.command](args)

@@ -1,0 +1,113 @@
+"""Amodal segmentation evaluation: mIoU as in the pix2gestalt paper (Table 1).
+
+For every object the completer draws N samples. Reported:
+
+* ``single``: the first sample's amodal mask;
+* ``vote``: the per-pixel majority over the N samples (united with the visible mask), what ``AmodalCompleter``
+  returns and what the paper's main numbers use;
+* ``best_of_n``: the best of the N samples against the ground truth (the paper's "best of 3");
+* baselines ``visible`` (the visible mask as the amodal mask) and ``convex_hull`` (its convex hull).
+
+mIoU is the mean over objects of the IoU with the ground-truth amodal mask, in percent.
+
+Data: a pix2gestalt dataset folder (:class:`p2g3d.data.GestaltDataset`, e.g. the synthetic held-out set), or
+COCOA-style annotation files (COCO json whose annotations hold the amodal ``segmentation`` as polygons or RLE and
+the visible ``inmodal_seg``, as in the COCOA / BSDS-A releases used by PCNet and the paper); RLE needs pycocotools.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import PIL.ImageDraw
+from tqdm.auto import tqdm
+
+from .io import load_image
+from .masks import mask_iou
+
+METHODS = ("single", "vote", "best_of_n", "visible", "convex_hull")
+
+
+@dataclass(frozen=True, eq=False)
+class AmodalExample:
+    """An image, one object's visible mask and its ground-truth amodal mask (``(H, W)`` bool)."""
+
+    image: np.ndarray
+    visible_mask: np.ndarray
+    amodal_mask: np.ndarray
+
+
+def convex_hull(mask: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool convex hull of the True pixels."""
+    from skimage.morphology import convex_hull_image
+
+    return convex_hull_image(mask) if mask.any() else mask.copy()
+
+
+def examples_from_folder(folder: str | os.PathLike) -> Iterator[AmodalExample]:
+    """Examples of a pix2gestalt dataset folder (occluded scene, visible mask, whole mask)."""
+    from .data import GestaltDataset
+
+    for sample in GestaltDataset(folder):
+        yield AmodalExample(sample.occluded, sample.visible_mask, sample.whole_mask)
+
+
+def _decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
+    if isinstance(segmentation, list):  # polygons [[x0, y0, x1, y1, ...], ...]
+        canvas = PIL.Image.new("L", (width, height), 0)
+        draw = PIL.ImageDraw.Draw(canvas)
+        for polygon in segmentation:
+            draw.polygon([tuple(p) for p in np.asarray(polygon, dtype=float).reshape(-1, 2)], fill=255)
+        return np.asarray(canvas) > 0
+    try:
+        from pycocotools import mask as coco_mask
+    except ImportError as error:
+        raise ImportError("RLE annotations need pycocotools: pip install pycocotools") from error
+    if isinstance(segmentation.get("counts"), list):
+        segmentation = coco_mask.frPyObjects(segmentation, height, width)
+    return coco_mask.decode(segmentation).astype(bool)
+
+
+def examples_from_cocoa(annotation_file: str | os.PathLike, image_root: str | os.PathLike) -> Iterator[AmodalExample]:
+    """Examples of a COCOA-style annotation file: one per annotation with both ``segmentation`` (amodal) and
+    ``inmodal_seg`` (visible)."""
+    data = json.loads(Path(annotation_file).read_text())
+    images = {image["id"]: image for image in data.get("images", [])}
+    for annotation in data.get("annotations", []):
+        if "inmodal_seg" not in annotation or "segmentation" not in annotation:
+            continue
+        info = images[annotation["image_id"]]
+        height, width = info["height"], info["width"]
+        yield AmodalExample(
+            load_image(Path(image_root) / info["file_name"]),
+            _decode_segmentation(annotation["inmodal_seg"], height, width),
+            _decode_segmentation(annotation["segmentation"], height, width),
+        )
+
+
+def evaluate_amodal(completer, examples, *, seed: int = 0, limit: int | None = None) -> dict:
+    """mIoU (percent) of each method over the examples; ``completer.num_samples`` samples per object."""
+    scores = {method: [] for method in METHODS}
+    for index, example in enumerate(tqdm(examples, desc="amodal evaluation", unit="object")):
+        if limit is not None and index >= limit:
+            break
+        if not example.visible_mask.any():
+            continue
+        (result,) = completer(example.image, example.visible_mask, seed=seed + index, show_progress=False)
+        truth = example.amodal_mask
+        sample_ious = [mask_iou(mask | example.visible_mask, truth) for mask in result.sample_masks]
+        scores["single"].append(sample_ious[0])
+        scores["vote"].append(mask_iou(result.amodal_mask, truth))
+        scores["best_of_n"].append(max(sample_ious))
+        scores["visible"].append(mask_iou(example.visible_mask, truth))
+        scores["convex_hull"].append(mask_iou(convex_hull(example.visible_mask), truth))
+    if not scores["vote"]:
+        raise ValueError("no example with a non-empty visible mask to evaluate")
+    summary = {f"miou_{method}": 100.0 * float(np.mean(values)) for method, values in scores.items()}
+    return {**summary, "objects": len(scores["vote"]), "samples": completer.num_samples}

@@ -1,0 +1,319 @@
+"""Training and fine-tuning ``Pix2GestaltPipeline`` with the paper's recipe, through ``accelerate``.
+
+Recipe (paper section 4 and the official training code):
+
+* eps-prediction MSE; target latent = ``VAE(whole).sample() * scaling_factor``; concat latents = posterior means
+  (unscaled) of the occluded scene and the visible mask, as at inference;
+* per-sample classifier-free-guidance dropout with ``p = 0.05``: ``r < p`` drops the CLIP embedding only,
+  ``p <= r < 2p`` drops both, ``2p <= r < 3p`` drops the concat latents only. As in the official training code the
+  CLIP embedding is zeroed BEFORE ``cc_projection`` (inference zeroes the context after it);
+* AdamW, ``cc_projection`` at 10x the UNet's learning rate, linear warm-up from 1e-6 over 100 steps, then constant;
+* EMA of the UNet weights (decay 0.9999 with the ``(1 + n) / (10 + n)`` warm-up of the official ``LitEma``); the
+  saved model holds the EMA weights, as the official checkpoint's inference path uses;
+* VAE and CLIP frozen.
+
+Every step draws its batch, noise, timesteps and dropout from generators seeded by ``(seed, step)``, so a run
+resumed from a checkpoint continues exactly as an uninterrupted one. Mixed precision and several GPUs come from
+``accelerate`` (``accelerate launch -m p2g3d.cli train ...``).
+
+``stage="vae"`` trains the autoencoder of a model built from scratch (reconstruction MSE + a small KL term) before
+the diffusion stage, since a small from-scratch model has no pretrained VAE.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .data import GestaltDataset
+from .pipelines.image_processing import preprocess_image, preprocess_mask
+from .pipelines.pix2gestalt import Pix2GestaltPipeline
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("diffusion", "vae")
+WARMUP_START = 1e-6
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (all saved to ``training.json`` in the output folder)."""
+
+    data: str
+    output_dir: str
+    init: str = "scratch"
+    stage: str = "diffusion"
+    steps: int = 1000
+    batch_size: int = 8
+    learning_rate: float = 1e-4
+    cc_projection_lr_scale: float = 10.0
+    warmup_steps: int = 100
+    ema_decay: float = 0.9999
+    dropout: float = 0.05
+    kl_weight: float = 1e-6
+    mixed_precision: str = "no"
+    checkpoint_every: int = 500
+    log_every: int = 10
+    seed: int = 0
+    image_size: int = 64
+    cache_limit: int = 50000
+    extra: dict = field(default_factory=dict)
+
+
+def scratch_pipeline(image_size: int = 64, seed: int = 0) -> Pix2GestaltPipeline:
+    """A small pix2gestalt-shaped model built from configs (random weights): VAE with 4x downsampling, a small
+    12-channel UNet, a tiny frozen CLIP tower, identity-initialised cc_projection (as the paper initialises it)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from .pipelines.cc_projection import CCProjection
+    from .pipelines.official_ddim import official_ddim_scheduler
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64, 64), layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, norm_num_groups=16,
+        sample_size=image_size,
+    )  # fmt: skip
+    unet = UNet2DConditionModel(
+        sample_size=image_size // 4, in_channels=12, out_channels=4, block_out_channels=(64, 128, 128),
+        layers_per_block=1, down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=64,
+        attention_head_dim=4, norm_num_groups=32,
+    )  # fmt: skip
+    clip = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=64, intermediate_size=128, projection_dim=64, num_hidden_layers=2, num_attention_heads=2,
+            image_size=224, patch_size=32, hidden_act="quick_gelu", layer_norm_eps=1e-5,
+        )  # fmt: skip
+    )
+    projection = CCProjection(64, 64)
+    with torch.no_grad():
+        projection.projection.weight.copy_(torch.eye(64))
+        projection.projection.bias.zero_()
+    return Pix2GestaltPipeline(
+        vae=vae, image_encoder=clip.eval(), unet=unet, cc_projection=projection, scheduler=official_ddim_scheduler()
+    )
+
+
+def load_start(config: TrainConfig) -> Pix2GestaltPipeline:
+    """The model a run starts from: ``"scratch"`` or a model folder (converted official weights, earlier runs)."""
+    if config.init == "scratch":
+        return scratch_pipeline(config.image_size, config.seed)
+    from .loading import validate_model_folder
+
+    validate_model_folder(config.init)
+    return Pix2GestaltPipeline.from_pretrained(config.init)
+
+
+def step_generators(seed: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
+    """The numpy and torch generators of one step: a resumed run draws exactly what an uninterrupted run drew."""
+    rng = np.random.default_rng([seed, step])
+    return rng, torch.Generator().manual_seed(int(rng.integers(2**62)))
+
+
+def load_batch(dataset: GestaltDataset, indices, image_size: int) -> dict[str, torch.Tensor]:
+    """Samples -> model-space tensors: ``whole``, ``occluded`` ``(B, 3, S, S)`` in [-1, 1] and ``visible_mask``
+    ``(B, 3, S, S)`` in {-1, 1}."""
+    samples = [dataset[int(i)] for i in indices]
+    return {
+        "whole": preprocess_image(np.stack([s.whole for s in samples]), image_size, image_size),
+        "occluded": preprocess_image(np.stack([s.occluded for s in samples]), image_size, image_size),
+        "visible_mask": preprocess_mask(np.stack([s.visible_mask for s in samples]), image_size, image_size),
+    }
+
+
+def dropout_masks(count: int, rate: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample ``(drop_clip, drop_concat)`` bools: CLIP only below ``rate``, both in ``[rate, 2 rate)``, concat
+    only in ``[2 rate, 3 rate)`` (the official ``prompt_mask`` / ``input_mask``)."""
+    r = torch.rand(count, generator=generator)
+    return r < 2 * rate, (r >= rate) & (r < 3 * rate)
+
+
+@torch.no_grad()
+def encode_batch(pipe: Pix2GestaltPipeline, batch: dict) -> dict[str, torch.Tensor]:
+    """What the frozen VAE and CLIP make of a batch: the target posterior (``mean``, ``std``), the concat latents and
+    the CLIP embedding. Deterministic, so it can be computed once per sample and cached."""
+    device = pipe.vae.device
+    whole, occluded, mask = (batch[k].to(device) for k in ("whole", "occluded", "visible_mask"))
+    posterior = pipe.vae.encode(whole).latent_dist
+    return {
+        "mean": posterior.mean,
+        "std": posterior.std,
+        "concat": pipe.encode_concat_latents(occluded, mask),
+        "clip": pipe.encode_clip_embedding(occluded),
+    }
+
+
+def encode_dataset(pipe: Pix2GestaltPipeline, dataset: GestaltDataset, image_size: int, chunk: int = 32) -> dict:
+    """:func:`encode_batch` of every sample, stacked (for datasets that fit in memory)."""
+    parts = []
+    for start in tqdm(range(0, len(dataset), chunk), desc="encoding dataset", unit="chunk", leave=False):
+        indices = range(start, min(start + chunk, len(dataset)))
+        parts.append({k: v.cpu() for k, v in encode_batch(pipe, load_batch(dataset, indices, image_size)).items()})
+    return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+
+
+def diffusion_loss(pipe: Pix2GestaltPipeline, encoded: dict, rate: float, generator: torch.Generator) -> torch.Tensor:
+    """eps MSE of one encoded batch (:func:`encode_batch`) with CFG dropout."""
+    device = pipe.unet.device
+    mean, std, concat, clip = (encoded[k].to(device) for k in ("mean", "std", "concat", "clip"))
+    latents = (mean + std * torch.randn(mean.shape, generator=generator).to(device)) * pipe.vae.config.scaling_factor
+    drop_clip, drop_concat = (m.to(device) for m in dropout_masks(len(mean), rate, generator))
+    context = pipe.cc_projection(torch.where(drop_clip[:, None, None], torch.zeros_like(clip), clip))
+    concat = concat * (~drop_concat).float()[:, None, None, None]
+    timesteps = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (len(mean),), generator=generator).to(device)
+    noise = torch.randn(latents.shape, generator=generator).to(device)
+    noisy = pipe.scheduler.add_noise(latents, noise, timesteps)
+    prediction = pipe.unet(torch.cat([noisy, concat], dim=1), timesteps, encoder_hidden_states=context).sample
+    return F.mse_loss(prediction.float(), noise.float())
+
+
+def autoencoder_loss(pipe: Pix2GestaltPipeline, batch: dict, kl_weight: float, generator: torch.Generator) -> torch.Tensor:
+    """Reconstruction MSE of whole and occluded images (and of the mask image) plus ``kl_weight`` x KL."""
+    device = pipe.vae.device
+    images = torch.cat([batch["whole"], batch["occluded"], batch["visible_mask"]]).to(device)
+    posterior = pipe.vae.encode(images).latent_dist
+    latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(device)
+    reconstruction = pipe.vae.decode(latents).sample
+    return F.mse_loss(reconstruction, images) + kl_weight * posterior.kl().mean()
+
+
+def _latest_checkpoint(folder: Path) -> Path | None:
+    checkpoints = sorted(folder.glob("step_*"))
+    return checkpoints[-1] if checkpoints else None
+
+
+def train(config: TrainConfig) -> Path:
+    """Run (or resume) training; returns the folder of the final model (``OUTPUT_DIR/model``).
+
+    Checkpoints go to ``OUTPUT_DIR/checkpoints/step_NNNNNNN`` every ``checkpoint_every`` steps; a run started again
+    with the same output folder resumes from the latest one. Losses go to ``OUTPUT_DIR/train_log.jsonl``.
+    """
+    from accelerate import Accelerator
+    from diffusers.training_utils import EMAModel
+
+    if config.stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {config.stage!r}")
+    if config.steps < 1 or config.batch_size < 1:
+        raise ValueError(f"steps and batch_size must be positive, got {config.steps} and {config.batch_size}")
+    dataset = GestaltDataset(config.data)
+    output = Path(config.output_dir)
+    checkpoints = output / "checkpoints"
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
+    pipe = load_start(config)
+    pipe.set_progress_bar_config(disable=True)
+    for module in (pipe.vae, pipe.image_encoder, pipe.unet, pipe.cc_projection):
+        module.requires_grad_(False)
+
+    if config.stage == "diffusion":
+        trained = [pipe.unet, pipe.cc_projection]
+        groups = [
+            {"params": list(pipe.unet.parameters()), "lr": config.learning_rate},
+            {"params": list(pipe.cc_projection.parameters()), "lr": config.learning_rate * config.cc_projection_lr_scale},
+        ]
+    else:
+        trained = [pipe.vae]
+        groups = [{"params": list(pipe.vae.parameters()), "lr": config.learning_rate}]
+    for module in trained:
+        module.requires_grad_(True).train()
+    optimizer = torch.optim.AdamW(groups)
+    warmup = max(1, config.warmup_steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda n: WARMUP_START + (1 - WARMUP_START) * n / warmup if n < warmup else 1.0
+    )
+    prepared = accelerator.prepare(*trained, optimizer, schedule)
+    *trained, optimizer, schedule = prepared
+    if config.stage == "diffusion":
+        pipe.unet, pipe.cc_projection = trained
+    else:
+        (pipe.vae,) = trained
+    pipe.to(accelerator.device)
+    ema = None
+    if config.stage == "diffusion":
+        ema = EMAModel(accelerator.unwrap_model(pipe.unet).parameters(), decay=config.ema_decay)
+        ema.to(accelerator.device)
+        accelerator.register_for_checkpointing(ema)
+
+    start_step = 0
+    latest = _latest_checkpoint(checkpoints)
+    if latest is not None:
+        accelerator.load_state(str(latest))
+        start_step = json.loads((latest / "trainer_state.json").read_text())["step"]
+        logger.info("resumed from %s at step %d", latest, start_step)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "training.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+
+    cache = None
+    if config.stage == "diffusion" and len(dataset) <= config.cache_limit:
+        cache = encode_dataset(pipe, dataset, config.image_size)  # VAE and CLIP are frozen: encode once
+    log = open(output / "train_log.jsonl", "a")
+    started = time.perf_counter()
+    progress = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, desc=f"train {config.stage}")
+    try:
+        for step in progress:
+            rng, generator = step_generators(config.seed, step)
+            indices = rng.choice(len(dataset), config.batch_size, replace=len(dataset) < config.batch_size)
+            with accelerator.autocast():
+                if config.stage == "diffusion":
+                    if cache is not None:
+                        encoded = {key: value[torch.as_tensor(indices)] for key, value in cache.items()}
+                    else:
+                        encoded = encode_batch(pipe, load_batch(dataset, indices, config.image_size))
+                    loss = diffusion_loss(pipe, encoded, config.dropout, generator)
+                else:
+                    loss = autoencoder_loss(pipe, load_batch(dataset, indices, config.image_size), config.kl_weight, generator)
+            accelerator.backward(loss)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            if ema is not None:
+                ema.step(accelerator.unwrap_model(pipe.unet).parameters())
+            done = step + 1
+            if done % config.log_every == 0 or done == config.steps:
+                record = {"step": done, "loss": float(loss.detach()), "lr": schedule.get_last_lr()[0]}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                progress.set_postfix(loss=f"{record['loss']:.4f}")
+            if done % config.checkpoint_every == 0 or done == config.steps:
+                target = checkpoints / f"step_{done:07d}"
+                accelerator.save_state(str(target))
+                (target / "trainer_state.json").write_text(json.dumps({"step": done}) + "\n")
+    finally:
+        log.close()
+    return _save_final(pipe, ema, accelerator, output, config, time.perf_counter() - started)
+
+
+def _save_final(pipe, ema, accelerator, output: Path, config: TrainConfig, seconds: float) -> Path:
+    """Save the model (EMA UNet weights for the diffusion stage) to ``output/model`` atomically."""
+    final = Pix2GestaltPipeline(
+        vae=accelerator.unwrap_model(pipe.vae), image_encoder=pipe.image_encoder,
+        unet=accelerator.unwrap_model(pipe.unet), cc_projection=accelerator.unwrap_model(pipe.cc_projection),
+        scheduler=pipe.scheduler,
+    )  # fmt: skip
+    if ema is not None:
+        ema.store(final.unet.parameters())
+        ema.copy_to(final.unet.parameters())
+    staging = output / ".model.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    final.save_pretrained(staging, safe_serialization=True)
+    (staging / "training.json").write_text(
+        json.dumps({**asdict(config), "seconds_this_run": round(seconds, 1)}, indent=2) + "\n"
+    )
+    if ema is not None:
+        ema.restore(final.unet.parameters())
+    target = output / "model"
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+    return target

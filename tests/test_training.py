@@ -1,0 +1,126 @@
+"""Synthetic training data, the training recipe (dropout, learning rates, EMA, resume) and amodal evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("open3d", reason="the 3D extra is not installed")
+
+from p2g3d import Pix2GestaltPipeline  # noqa: E402
+from p2g3d.amodal_eval import convex_hull, evaluate_amodal, examples_from_cocoa, examples_from_folder  # noqa: E402
+from p2g3d.cli import main  # noqa: E402
+from p2g3d.completer import AmodalCompleter  # noqa: E402
+from p2g3d.data import FOLDERS, GestaltDataset, synthetic_samples, write_dataset  # noqa: E402
+from p2g3d.training import TrainConfig, dropout_masks, train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data") / "synthetic"
+    return write_dataset(synthetic_samples(seed=0, count=12, image_size=32), folder)
+
+
+def test_synthetic_samples_are_occluded_pairs(dataset_dir):
+    dataset = GestaltDataset(dataset_dir)
+    assert len(dataset) == 12 and all((dataset_dir / sub / "000000.png").is_file() for sub in FOLDERS)
+    for sample in (dataset[i] for i in range(len(dataset))):
+        assert not (sample.visible_mask & ~sample.whole_mask).any()
+        hidden = 1 - sample.visible_mask.sum() / sample.whole_mask.sum()
+        assert 0.2 <= hidden <= 0.6
+        assert (sample.whole[~sample.whole_mask] == 255).all()  # whole object on white
+    again = next(synthetic_samples(seed=0, count=1, image_size=32))
+    np.testing.assert_array_equal(again.occluded, dataset[0].occluded)
+
+
+def test_dataset_folder_errors(tmp_path):
+    with pytest.raises(ValueError, match="missing"):
+        GestaltDataset(tmp_path)
+
+
+def test_dropout_follows_the_official_split():
+    drop_clip, drop_concat = dropout_masks(200000, 0.05, torch.Generator().manual_seed(0))
+    clip_only = (drop_clip & ~drop_concat).float().mean()
+    both = (drop_clip & drop_concat).float().mean()
+    concat_only = (~drop_clip & drop_concat).float().mean()
+    for share in (clip_only, both, concat_only):
+        assert share == pytest.approx(0.05, abs=0.003)
+
+
+def _config(dataset_dir, output, **overrides):
+    settings = dict(data=str(dataset_dir), output_dir=str(output), image_size=32, batch_size=4, checkpoint_every=2,
+                    log_every=1, warmup_steps=2, ema_decay=0.9, steps=4)  # fmt: skip
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def test_training_resumes_exactly_and_saves_ema_weights(dataset_dir, tmp_path):
+    vae_model = train(_config(dataset_dir, tmp_path / "vae", stage="vae", learning_rate=1e-3, steps=2))
+    straight = train(_config(dataset_dir, tmp_path / "straight", init=str(vae_model)))
+    train(_config(dataset_dir, tmp_path / "resumed", init=str(vae_model), steps=2))
+    resumed = train(_config(dataset_dir, tmp_path / "resumed", init=str(vae_model)))
+    a, b = Pix2GestaltPipeline.from_pretrained(straight), Pix2GestaltPipeline.from_pretrained(resumed)
+    for x, y in zip(list(a.unet.parameters()) + list(a.cc_projection.parameters()), list(b.unet.parameters()) + list(b.cc_projection.parameters())):
+        assert torch.equal(x, y)
+    log = [json.loads(line) for line in (tmp_path / "straight" / "train_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [1, 2, 3, 4] and all(np.isfinite(entry["loss"]) for entry in log)
+    assert log[0]["lr"] < log[-1]["lr"] == pytest.approx(1e-4)  # warm-up, then constant
+    vae_trained = Pix2GestaltPipeline.from_pretrained(vae_model).vae
+    assert all(torch.equal(x, y) for x, y in zip(vae_trained.parameters(), a.vae.parameters()))  # VAE frozen
+    # The saved UNet is the EMA copy: with decay 0 the EMA equals the raw weights, with decay 0.9 it does not.
+    raw = Pix2GestaltPipeline.from_pretrained(train(_config(dataset_dir, tmp_path / "raw", init=str(vae_model), ema_decay=0.0)))
+    assert not all(torch.equal(x, y) for x, y in zip(raw.unet.parameters(), a.unet.parameters()))
+    assert all(torch.equal(x, y) for x, y in zip(raw.cc_projection.parameters(), a.cc_projection.parameters()))
+
+
+def test_cc_projection_learns_ten_times_faster(dataset_dir, tmp_path, monkeypatch):
+    captured = {}
+    original = torch.optim.AdamW
+
+    def spy(groups, *args, **kwargs):
+        captured["lrs"] = [group["lr"] for group in groups]
+        return original(groups, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    train(_config(dataset_dir, tmp_path / "run", steps=1))
+    assert captured["lrs"] == [1e-4, pytest.approx(1e-3)]
+
+
+def test_amodal_evaluation_and_baselines(dataset_dir, tiny_model_dir):
+    hull = convex_hull(np.array([[1, 0, 1], [0, 0, 0], [1, 0, 1]], dtype=bool))
+    assert hull.all()
+    completer = AmodalCompleter.from_pretrained(tiny_model_dir, device="cpu", num_samples=2, num_inference_steps=3)
+    result = evaluate_amodal(completer, examples_from_folder(dataset_dir), limit=3)
+    assert result["objects"] == 3 and result["samples"] == 2
+    assert result["miou_best_of_n"] >= result["miou_single"] - 1e-9
+    assert 0 <= result["miou_visible"] <= result["miou_convex_hull"] <= 100
+
+
+def test_cocoa_annotations(tmp_path):
+    import PIL.Image
+
+    PIL.Image.fromarray(np.full((20, 30, 3), 200, np.uint8)).save(tmp_path / "a.png")
+    annotation = {
+        "images": [{"id": 1, "file_name": "a.png", "height": 20, "width": 30}],
+        "annotations": [{"image_id": 1, "segmentation": [[5, 5, 25, 5, 25, 15, 5, 15]], "inmodal_seg": [[5, 5, 15, 5, 15, 15, 5, 15]]}],
+    }
+    (tmp_path / "ann.json").write_text(json.dumps(annotation))
+    (example,) = list(examples_from_cocoa(tmp_path / "ann.json", tmp_path))
+    assert example.amodal_mask.sum() > example.visible_mask.sum() > 0
+    assert not (example.visible_mask & ~example.amodal_mask).any()
+
+
+def test_cli_make_data_train_and_eval(tmp_path, capsys):
+    data = tmp_path / "data"
+    assert main(["make-data", str(data), "--count", "6", "--image-size", "32", "--seed", "3"]) == 0
+    assert main(["train", "--data", str(data), "-o", str(tmp_path / "run"), "--steps", "2", "--batch-size", "2",
+                 "--image-size", "32", "--stage", "vae"]) == 0  # fmt: skip
+    model = tmp_path / "run" / "model"
+    capsys.readouterr()
+    assert main(["eval-amodal", "--model", str(model), "--data", str(data), "--samples", "2", "--steps", "2",
+                 "--limit", "2", "--device", "cpu"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["objects"] == 2
+    assert main(["eval-amodal", "--model", str(model)]) == 2
