@@ -86,9 +86,9 @@ def scratch_pipeline(image_size: int = 64, seed: int = 0) -> Pix2GestaltPipeline
         sample_size=image_size,
     )  # fmt: skip
     unet = UNet2DConditionModel(
-        sample_size=image_size // 4, in_channels=12, out_channels=4, block_out_channels=(64, 128, 128),
-        layers_per_block=1, down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=64,
+        sample_size=image_size // 4, in_channels=12, out_channels=4, block_out_channels=(32, 64, 128),
+        layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=64,
         attention_head_dim=4, norm_num_groups=32,
     )  # fmt: skip
     clip = CLIPVisionModelWithProjection(
