@@ -5,6 +5,7 @@
 ``p2g3d views IMAGE [--mask MASK] --model DIR -o OUT_DIR``: Zero-1-to-3 novel views with ``cameras.json``.
 ``p2g3d reconstruct VIEWS_DIR -o mesh.glb [--method carve|pytorch3d|nerfstudio]``: multi-view mesh reconstruction.
 ``p2g3d evaluate PRED GT [--protocol syncdreamer|triposr|raw]``: 3D metrics as JSON.
+``p2g3d demo [-o OUT]``: the main job end to end on synthetic scenes with the embedded model.
 ``p2g3d make-data OUT --count N``: synthetic training / evaluation data in pix2gestalt's folder format.
 ``p2g3d train --data DIR -o RUN [--init scratch|MODEL] [--stage diffusion|vae]``: train or fine-tune.
 ``p2g3d eval-amodal --model DIR --data DIR | --cocoa FILE --images DIR``: amodal mIoU with baselines.
@@ -70,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     complete = commands.add_parser("complete", help="complete occluded objects in an image")
     complete.add_argument("image", type=Path, help="scene image (8-bit PNG / JPEG)")
     complete.add_argument("--mask", type=Path, action="append", required=True, help="visible mask (repeatable)")
-    complete.add_argument("--model", required=True, help="converted model folder or hub id")
+    complete.add_argument("--model", default=None, help="model folder or hub id (default: the embedded demo model)")
     _add_sampling_arguments(complete, samples=4, guidance=2.0, unit="object")
     complete.add_argument("--framing", choices=("squash", "pad"), default="squash", help="default squash (official)")
     complete.add_argument("--mask-rule", choices=("rgb", "official"), default="rgb", help="gray rule for masks")
@@ -103,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("-o", "--output", type=Path, default=None, help="also write the JSON here")
 
+    demo = commands.add_parser("demo", help="the main job end to end on synthetic scenes (embedded model, CPU)")
+    demo.add_argument("-o", "--output", type=Path, default=Path("p2g3d-demo"), help="output folder")
+    demo.add_argument("--scenes", type=_positive_int, default=2)
+    demo.add_argument("--model", default=None, help="model folder (default: the embedded demo model)")
+    demo.add_argument("--steps", type=_positive_int, default=20, help="DDIM steps (default 20)")
+    demo.add_argument("--samples", type=_positive_int, default=3, help="samples per object (default 3)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--device", default=None)
+
     make_data = commands.add_parser("make-data", help="synthetic occluded-object pairs in pix2gestalt's format")
     make_data.add_argument("output", type=Path, help="dataset folder to write")
     make_data.add_argument("--count", type=_positive_int, default=1000)
@@ -123,9 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=_positive_int, default=500)
     train.add_argument("--image-size", type=_positive_int, default=64)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--target-latent", choices=("sample", "mode"), default="sample",
+                       help="VAE posterior sample (official) or mean as the target latent")  # fmt: skip
+    train.add_argument("--calibrate-latent-scale", action="store_true",
+                       help="set the VAE scaling factor to 1 / std of the latents (for VAEs trained from scratch)")  # fmt: skip
 
     eval_amodal = commands.add_parser("eval-amodal", help="amodal mIoU: single, vote, best-of-N and baselines")
-    eval_amodal.add_argument("--model", required=True, help="converted or trained model folder")
+    eval_amodal.add_argument("--model", default=None, help="model folder (default: the embedded demo model)")
     eval_amodal.add_argument("--data", type=Path, default=None, help="pix2gestalt-format dataset folder")
     eval_amodal.add_argument("--cocoa", type=Path, default=None, help="COCOA / BSDS-A style annotation json")
     eval_amodal.add_argument("--images", type=Path, default=None, help="image root for --cocoa")
@@ -314,6 +328,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo as demo
+
+    table = demo(
+        args.output, scenes=args.scenes, model=args.model, steps=args.steps, samples=args.samples, seed=args.seed,
+        device=args.device,
+    )  # fmt: skip
+    print(table)
+    print(f"\nmeshes (.glb), previews and metrics in {args.output}/")
+    return 0
+
+
 def run_make_data(args: argparse.Namespace) -> int:
     from .data import write_synthetic_dataset
 
@@ -330,7 +356,7 @@ def run_train(args: argparse.Namespace) -> int:
             data=str(args.data), output_dir=str(args.output), init=args.init, stage=args.stage, steps=args.steps,
             batch_size=args.batch_size, learning_rate=args.lr, warmup_steps=args.warmup, ema_decay=args.ema_decay,
             mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every, image_size=args.image_size,
-            seed=args.seed,
+            seed=args.seed, target_latent=args.target_latent, calibrate_latent_scale=args.calibrate_latent_scale,
         )  # fmt: skip
     )
     logger.info("model saved to %s", model)
@@ -365,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     handlers = {
         "convert": run_convert, "complete": run_complete, "views": run_views, "reconstruct": run_reconstruct,
-        "evaluate": run_evaluate, "make-data": run_make_data, "train": run_train, "eval-amodal": run_eval_amodal,
+        "evaluate": run_evaluate, "make-data": run_make_data, "demo": run_demo, "train": run_train, "eval-amodal": run_eval_amodal,
     }  # fmt: skip
     try:
         return handlers[args.command](args)

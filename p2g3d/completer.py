@@ -153,15 +153,16 @@ class AmodalCompleter:
     @classmethod
     def from_pretrained(
         cls,
-        path_or_hub_id: str | os.PathLike,
+        path_or_hub_id: str | os.PathLike | None = None,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         **settings,
     ) -> AmodalCompleter:
-        """Load a converted model folder (or a hub id when online).
+        """Load a converted model folder (or a hub id when online); with no path, the embedded demonstration model.
 
         Args:
-            path_or_hub_id: folder written by ``p2g3d convert``, or a hub repository id.
+            path_or_hub_id: folder written by ``p2g3d convert`` or ``p2g3d train``, a hub repository id, or None
+                for the embedded demonstration model (trained on synthetic objects only; see the README).
             device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when available, else CPU.
             dtype: ``"fp32"``, ``"fp16"``, ``"bf16"``; default fp16 on CUDA, fp32 on CPU.
             **settings: keyword arguments of :class:`AmodalCompleter`.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -11,8 +12,13 @@ import torch
 
 from .pipelines.pix2gestalt import Pix2GestaltPipeline
 
+DEFAULT_MODEL_NOTE = (
+    "using the embedded demonstration model: a small pix2gestalt-style model trained from scratch on the "
+    "project's synthetic objects; real images need the official weights (see `p2g3d convert`)"
+)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
+logger = logging.getLogger(__name__)
 
 
 class ModelFolderError(ValueError):
@@ -58,10 +64,21 @@ def validate_model_folder(path: str | os.PathLike) -> Path:
     return folder
 
 
+def default_model_path() -> Path:
+    """Folder of the embedded demonstration model shipped inside the package."""
+    from importlib import resources
+
+    return Path(str(resources.files("p2g3d") / "default_model"))
+
+
 def load_pipeline(
-    path_or_hub_id: str | os.PathLike, device: torch.device, dtype: torch.dtype
+    path_or_hub_id: str | os.PathLike | None, device: torch.device, dtype: torch.dtype
 ) -> Pix2GestaltPipeline:
-    """Load a converted pix2gestalt folder (validated first) or a hub id, on ``device`` in ``dtype``."""
+    """Load a converted pix2gestalt folder (validated first), a hub id, or with ``None`` the embedded
+    demonstration model, on ``device`` in ``dtype``."""
+    if path_or_hub_id is None:
+        logger.info(DEFAULT_MODEL_NOTE)
+        path_or_hub_id = default_model_path()
     text = str(path_or_hub_id)
     if Path(text).exists() or not _HUB_ID.match(text):
         validate_model_folder(text)

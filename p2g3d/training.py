@@ -12,6 +12,10 @@ Recipe (paper section 4 and the official training code):
   saved model holds the EMA weights, as the official checkpoint's inference path uses;
 * VAE and CLIP frozen.
 
+For a small autoencoder trained from scratch, ``calibrate_latent_scale`` sets the VAE scaling factor so that the
+target latents have unit standard deviation (Latent Diffusion's rule; SD's VAE got 0.18215 that way), and
+``target_latent="mode"`` trains on posterior means instead of samples while the posterior is still wide.
+
 Every step draws its batch, noise, timesteps and dropout from generators seeded by ``(seed, step)``, so a run
 resumed from a checkpoint continues exactly as an uninterrupted one. Mixed precision and several GPUs come from
 ``accelerate`` (``accelerate launch -m p2g3d.cli train ...``).
@@ -66,6 +70,8 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     image_size: int = 64
+    target_latent: str = "sample"
+    calibrate_latent_scale: bool = False
     cache_limit: int = 50000
     extra: dict = field(default_factory=dict)
 
@@ -164,11 +170,18 @@ def encode_dataset(pipe: Pix2GestaltPipeline, dataset: GestaltDataset, image_siz
     return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 
 
-def diffusion_loss(pipe: Pix2GestaltPipeline, encoded: dict, rate: float, generator: torch.Generator) -> torch.Tensor:
-    """eps MSE of one encoded batch (:func:`encode_batch`) with CFG dropout."""
+def diffusion_loss(
+    pipe: Pix2GestaltPipeline, encoded: dict, rate: float, generator: torch.Generator, target_latent: str = "sample"
+) -> torch.Tensor:
+    """eps MSE of one encoded batch (:func:`encode_batch`) with CFG dropout.
+
+    ``target_latent="sample"`` draws the target latent from the VAE posterior (official); ``"mode"`` takes its mean,
+    for small autoencoders whose posterior is still wide.
+    """
     device = pipe.unet.device
     mean, std, concat, clip = (encoded[k].to(device) for k in ("mean", "std", "concat", "clip"))
-    latents = (mean + std * torch.randn(mean.shape, generator=generator).to(device)) * pipe.vae.config.scaling_factor
+    draw = torch.randn(mean.shape, generator=generator).to(device)  # drawn either way: same random stream
+    latents = (mean + std * draw if target_latent == "sample" else mean) * pipe.vae.config.scaling_factor
     drop_clip, drop_concat = (m.to(device) for m in dropout_masks(len(mean), rate, generator))
     context = pipe.cc_projection(torch.where(drop_clip[:, None, None], torch.zeros_like(clip), clip))
     concat = concat * (~drop_concat).float()[:, None, None, None]
@@ -205,6 +218,8 @@ def train(config: TrainConfig) -> Path:
 
     if config.stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {config.stage!r}")
+    if config.target_latent not in ("sample", "mode"):
+        raise ValueError(f"target_latent must be 'sample' or 'mode', got {config.target_latent!r}")
     if config.steps < 1 or config.batch_size < 1:
         raise ValueError(f"steps and batch_size must be positive, got {config.steps} and {config.batch_size}")
     dataset = GestaltDataset(config.data)
@@ -255,8 +270,13 @@ def train(config: TrainConfig) -> Path:
     (output / "training.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
 
     cache = None
-    if config.stage == "diffusion" and len(dataset) <= config.cache_limit:
+    if config.stage == "diffusion" and (len(dataset) <= config.cache_limit or config.calibrate_latent_scale):
         cache = encode_dataset(pipe, dataset, config.image_size)  # VAE and CLIP are frozen: encode once
+    if config.calibrate_latent_scale:  # deterministic: a resumed run computes the same factor
+        # Latent Diffusion's rule: scale the target latents to unit standard deviation (0.18215 for SD's VAE).
+        scale = 1.0 / float(cache["mean"].std())
+        accelerator.unwrap_model(pipe.vae).register_to_config(scaling_factor=scale)
+        logger.info("latent scaling factor calibrated to %.4f", scale)
     log = open(output / "train_log.jsonl", "a")
     started = time.perf_counter()
     progress = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, desc=f"train {config.stage}")
@@ -270,7 +290,7 @@ def train(config: TrainConfig) -> Path:
                         encoded = {key: value[torch.as_tensor(indices)] for key, value in cache.items()}
                     else:
                         encoded = encode_batch(pipe, load_batch(dataset, indices, config.image_size))
-                    loss = diffusion_loss(pipe, encoded, config.dropout, generator)
+                    loss = diffusion_loss(pipe, encoded, config.dropout, generator, config.target_latent)
                 else:
                     loss = autoencoder_loss(pipe, load_batch(dataset, indices, config.image_size), config.kl_weight, generator)
             accelerator.backward(loss)

@@ -124,3 +124,17 @@ def test_cli_make_data_train_and_eval(tmp_path, capsys):
                  "--limit", "2", "--device", "cpu"]) == 0  # fmt: skip
     assert json.loads(capsys.readouterr().out)["objects"] == 2
     assert main(["eval-amodal", "--model", str(model)]) == 2
+
+
+def test_latent_scale_calibration_and_mode_targets(dataset_dir, tmp_path):
+    from p2g3d.data import GestaltDataset
+    from p2g3d.training import encode_dataset, load_start
+
+    config = _config(dataset_dir, tmp_path / "calibrated", steps=1, calibrate_latent_scale=True, target_latent="mode")
+    model = Pix2GestaltPipeline.from_pretrained(train(config))
+    start = load_start(config)
+    expected = 1.0 / float(encode_dataset(start, GestaltDataset(dataset_dir), 32)["mean"].std())
+    assert model.vae.config.scaling_factor == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="target_latent"):
+        train(_config(dataset_dir, tmp_path / "bad", target_latent="median"))
+

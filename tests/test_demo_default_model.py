@@ -1,0 +1,52 @@
+"""The embedded demonstration model and the README's main command."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("open3d", reason="the 3D extra is not installed")
+
+from p2g3d.cli import main  # noqa: E402
+from p2g3d.completer import AmodalCompleter  # noqa: E402
+from p2g3d.loading import default_model_path, validate_model_folder  # noqa: E402
+
+
+def test_embedded_model_is_shipped_small_and_loads_by_default():
+    folder = default_model_path()
+    validate_model_folder(folder)
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert size < 25 * 2**20
+    training = json.loads((folder / "training.json").read_text())
+    assert training["init"] != "scratch" or training["stage"] == "diffusion"
+    completer = AmodalCompleter.from_pretrained(device="cpu")
+    assert completer.size == 64
+
+
+def test_main_command_runs_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--scenes", "1", "--steps", "4", "--samples", "1", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "Protocol: syncdreamer" in printed and "pix2gestalt (completed)" in printed
+    for name in ("visible", "all-foreground", "amodal", "pix2gestalt", "ground_truth"):
+        assert (out / "scene_0" / f"{name}.glb").is_file()
+    assert (out / "scene_0" / "preview.png").is_file() and (out / "metrics.md").is_file()
+    rows = json.loads((out / "metrics.json").read_text())["rows"]
+    assert {row["method"] for row in rows} == {"visible", "all-foreground", "amodal (oracle)", "pix2gestalt (completed)"}
+
+
+def test_cli_complete_uses_the_embedded_model_without_model(tmp_path):
+    import numpy as np
+    import PIL.Image
+
+    image = np.full((40, 40, 3), 255, np.uint8)
+    image[10:30, 12:28] = (200, 40, 40)
+    mask = np.zeros((40, 40), np.uint8)
+    mask[10:30, 12:20] = 255
+    PIL.Image.fromarray(image).save(tmp_path / "scene.png")
+    PIL.Image.fromarray(mask).save(tmp_path / "mask.png")
+    out = tmp_path / "out"
+    assert main(["complete", str(tmp_path / "scene.png"), "--mask", str(tmp_path / "mask.png"), "-o", str(out),
+                 "--steps", "3", "--samples", "1", "--device", "cpu"]) == 0  # fmt: skip
+    assert (out / "object_00_rgba.png").is_file()
