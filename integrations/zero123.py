@@ -18,11 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import PIL.Image
-import torch
 from tqdm.auto import tqdm
 
 from p2g3d.cameras import Camera, intrinsics_from_fov, orbit_camera, orbit_cameras, zero123_relative_pose
-from p2g3d.completer import sample_seed
+from p2g3d.completer import seeded_noise
 from p2g3d.io import as_rgb
 from p2g3d.loading import validate_model_folder
 from p2g3d.masks import amodal_mask_from_whole
@@ -191,9 +190,7 @@ class NovelViewGenerator:
 
     def _sample(self, image: np.ndarray, poses, batch, seed: int) -> np.ndarray:
         pipe = self.pipeline
-        side = self.size // pipe.vae_scale_factor
-        generators = [torch.Generator("cpu").manual_seed(sample_seed(seed, v, s)) for v, s in batch]
-        latents = torch.stack([torch.randn((pipe.unet.config.out_channels, side, side), generator=g) for g in generators])
+        generators, latents = seeded_noise(pipe, batch, seed)
         polar, azimuth, radius = (list(values) for values in zip(*poses))
         output = pipe(
             image=image, polar=polar, azimuth=azimuth, radius=radius, num_inference_steps=self.num_inference_steps,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 
 import numpy as np
 import PIL.Image
@@ -100,6 +99,15 @@ def split_masks(visible_masks, height: int, width: int) -> list[tuple[int, np.nd
 def sample_seed(seed: int, object_index: int, sample_index: int) -> int:
     """Independent, reproducible seed of one (object, sample) pair."""
     return int(np.random.SeedSequence([seed, object_index, sample_index]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def seeded_noise(pipeline, pairs, seed: int) -> tuple[list[torch.Generator], torch.Tensor]:
+    """One CPU generator per ``(item, sample)`` pair, seeded by :func:`sample_seed`, and the starting noise
+    ``(len(pairs), C, h, w)`` drawn from them: a pair's result does not depend on the batch it runs in."""
+    side = pipeline.default_size // pipeline.vae_scale_factor
+    generators = [torch.Generator("cpu").manual_seed(sample_seed(seed, i, j)) for i, j in pairs]
+    shape = (pipeline.unet.config.out_channels, side, side)
+    return generators, torch.stack([torch.randn(shape, generator=g) for g in generators])
 
 
 class AmodalCompleter:
@@ -222,11 +230,7 @@ class AmodalCompleter:
     def _sample(self, framed_image: np.ndarray, framed_masks: list[np.ndarray], batch, seed: int) -> np.ndarray:
         """Run one batch of (object, sample) pairs; returns ``(len(batch), size, size, 3)`` uint8."""
         pipe = self.pipeline
-        latent_side = self.size // pipe.vae_scale_factor
-        generators = [torch.Generator("cpu").manual_seed(sample_seed(seed, i, j)) for i, j in batch]
-        latents = torch.stack(
-            [torch.randn((pipe.unet.config.out_channels, latent_side, latent_side), generator=g) for g in generators]
-        )
+        generators, latents = seeded_noise(pipe, batch, seed)
         images = np.repeat(framed_image[None], len(batch), axis=0)
         masks = np.stack([framed_masks[i] for i, _ in batch])
         output = pipe(

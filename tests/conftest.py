@@ -39,13 +39,15 @@ def p2g_reference() -> Path:
     return P2G_REFERENCE
 
 
+def _convert_reference(bundle: Path, name: str, tmp_path_factory) -> Path:
+    """A reference bundle's official tiny checkpoint converted by our converter (fp32)."""
+    output = tmp_path_factory.mktemp("converted") / name
+    return convert_checkpoint(bundle / f"{name}.ckpt", output, config_path=bundle / f"{name}.yaml")
+
+
 @pytest.fixture(scope="session")
 def converted_tiny(p2g_reference, tmp_path_factory) -> Path:
-    """The official tiny checkpoint converted by our converter (fp32)."""
-    output = tmp_path_factory.mktemp("converted") / "pix2gestalt_tiny"
-    return convert_checkpoint(
-        p2g_reference / "pix2gestalt_tiny.ckpt", output, config_path=p2g_reference / "pix2gestalt_tiny.yaml"
-    )
+    return _convert_reference(p2g_reference, "pix2gestalt_tiny", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -57,11 +59,7 @@ def z123_reference() -> Path:
 
 @pytest.fixture(scope="session")
 def converted_z123(z123_reference, tmp_path_factory) -> Path:
-    """The official tiny Zero-1-to-3 checkpoint converted by our converter (fp32)."""
-    output = tmp_path_factory.mktemp("converted") / "zero123_tiny"
-    return convert_checkpoint(
-        z123_reference / "zero123_tiny.ckpt", output, config_path=z123_reference / "zero123_tiny.yaml"
-    )
+    return _convert_reference(z123_reference, "zero123_tiny", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
