@@ -12,15 +12,16 @@ Recipe (paper section 4 and the official training code):
   saved model holds the EMA weights, as the official checkpoint's inference path uses;
 * VAE and CLIP frozen.
 
-For a small autoencoder trained from scratch, ``calibrate_latent_scale`` sets the VAE scaling factor so that the
-target latents have unit standard deviation (Latent Diffusion's rule; SD's VAE got 0.18215 that way), and
-``target_latent="mode"`` trains on posterior means instead of samples while the posterior is still wide.
+For a small autoencoder trained from scratch, ``calibrate_latent_scale`` centres the target latents on the latent of
+the empty white canvas and scales them to unit standard deviation (:func:`calibrate_latents`; stored as the VAE
+config's ``latents_mean`` / ``latents_std`` / ``scaling_factor``), and ``target_latent="mode"`` trains on posterior
+means instead of samples.
 
 Every step draws its batch, noise, timesteps and dropout from generators seeded by ``(seed, step)``, so a run
 resumed from a checkpoint continues exactly as an uninterrupted one. Mixed precision and several GPUs come from
 ``accelerate`` (``accelerate launch -m p2g3d.cli train ...``).
 
-``stage="vae"`` trains the autoencoder of a model built from scratch (reconstruction MSE + a small KL term) before
+``stage="vae"`` trains the autoencoder of a model built from scratch (L1 reconstruction + 1e-6 KL, as LDM) before
 the diffusion stage, since a small from-scratch model has no pretrained VAE.
 """
 
@@ -181,7 +182,7 @@ def diffusion_loss(
     device = pipe.unet.device
     mean, std, concat, clip = (encoded[k].to(device) for k in ("mean", "std", "concat", "clip"))
     draw = torch.randn(mean.shape, generator=generator).to(device)  # drawn either way: same random stream
-    latents = (mean + std * draw if target_latent == "sample" else mean) * pipe.vae.config.scaling_factor
+    latents = pipe.normalize_latents(mean + std * draw if target_latent == "sample" else mean)
     drop_clip, drop_concat = (m.to(device) for m in dropout_masks(len(mean), rate, generator))
     context = pipe.cc_projection(torch.where(drop_clip[:, None, None], torch.zeros_like(clip), clip))
     concat = concat * (~drop_concat).float()[:, None, None, None]
@@ -193,13 +194,35 @@ def diffusion_loss(
 
 
 def autoencoder_loss(pipe: Pix2GestaltPipeline, batch: dict, kl_weight: float, generator: torch.Generator) -> torch.Tensor:
-    """Reconstruction MSE of whole and occluded images (and of the mask image) plus ``kl_weight`` x KL."""
+    """Latent Diffusion's autoencoder objective without its perceptual and adversarial terms, on the whole and
+    occluded images and the mask image: per image, the L1 reconstruction error summed over pixels plus
+    ``kl_weight`` x the KL summed over the latent (LDM: 1e-6), averaged over the batch and divided by the pixel count.
+    The division is a constant factor, so the balance of the two terms is LDM's."""
     device = pipe.vae.device
     images = torch.cat([batch["whole"], batch["occluded"], batch["visible_mask"]]).to(device)
     posterior = pipe.vae.encode(images).latent_dist
     latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(device)
     reconstruction = pipe.vae.decode(latents).sample
-    return F.mse_loss(reconstruction, images) + kl_weight * posterior.kl().mean()
+    reconstruction_error = (reconstruction - images).abs().sum(dim=(1, 2, 3))
+    return (reconstruction_error + kl_weight * posterior.kl()).mean() / images[0].numel()
+
+
+@torch.no_grad()
+def calibrate_latents(vae, latents: torch.Tensor, image_size: int) -> None:
+    """Centre the diffusion latents on the empty white canvas and scale them to unit standard deviation.
+
+    ``latents_mean`` := the latent of a white image (per channel), ``latents_std`` := 1, ``scaling_factor`` :=
+    1 / std of the centred latents (Latent Diffusion's rule; 0.18215 for SD's VAE). Every target is an object on
+    white, so the background becomes 0 in diffusion space: at the last training timestep the little signal left
+    (``sqrt(alpha_bar) ~ 0.07``) then agrees with the pure noise sampling starts from. Uncentred, the model learns to
+    read the background level from that residual, and about a third of the samples started from pure noise came out
+    with a grey or black background.
+    """
+    white = torch.ones(1, 3, image_size, image_size, device=vae.device, dtype=vae.dtype)
+    canvas = vae.encode(white).latent_dist.mean.float().mean(dim=(0, 2, 3))
+    scale = 1.0 / float((latents.float() - canvas.cpu().view(1, -1, 1, 1)).std())
+    vae.register_to_config(latents_mean=canvas.tolist(), latents_std=[1.0] * len(canvas), scaling_factor=scale)
+    logger.info("latents centred on the white canvas %s, scaling factor %.4f", canvas.tolist(), scale)
 
 
 def _latest_checkpoint(folder: Path) -> Path | None:
@@ -272,11 +295,8 @@ def train(config: TrainConfig) -> Path:
     cache = None
     if config.stage == "diffusion" and (len(dataset) <= config.cache_limit or config.calibrate_latent_scale):
         cache = encode_dataset(pipe, dataset, config.image_size)  # VAE and CLIP are frozen: encode once
-    if config.calibrate_latent_scale:  # deterministic: a resumed run computes the same factor
-        # Latent Diffusion's rule: scale the target latents to unit standard deviation (0.18215 for SD's VAE).
-        scale = 1.0 / float(cache["mean"].std())
-        accelerator.unwrap_model(pipe.vae).register_to_config(scaling_factor=scale)
-        logger.info("latent scaling factor calibrated to %.4f", scale)
+    if config.calibrate_latent_scale:  # deterministic: a resumed run computes the same statistics
+        calibrate_latents(accelerator.unwrap_model(pipe.vae), cache["mean"], config.image_size)
     log = open(output / "train_log.jsonl", "a")
     started = time.perf_counter()
     progress = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, desc=f"train {config.stage}")

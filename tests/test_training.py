@@ -133,8 +133,16 @@ def test_latent_scale_calibration_and_mode_targets(dataset_dir, tmp_path):
     config = _config(dataset_dir, tmp_path / "calibrated", steps=1, calibrate_latent_scale=True, target_latent="mode")
     model = Pix2GestaltPipeline.from_pretrained(train(config))
     start = load_start(config)
-    expected = 1.0 / float(encode_dataset(start, GestaltDataset(dataset_dir), 32)["mean"].std())
-    assert model.vae.config.scaling_factor == pytest.approx(expected, rel=1e-5)
+    with torch.no_grad():
+        canvas = start.vae.encode(torch.ones(1, 3, 32, 32)).latent_dist.mean.mean(dim=(0, 2, 3))
+    assert model.vae.config.latents_mean == pytest.approx(canvas.tolist(), abs=1e-5)
+    assert model.vae.config.latents_std == [1.0] * len(canvas)
+    centred = encode_dataset(start, GestaltDataset(dataset_dir), 32)["mean"] - canvas.view(1, -1, 1, 1)
+    assert model.vae.config.scaling_factor == pytest.approx(1.0 / float(centred.std()), rel=1e-5)
+    # The white canvas is the origin of the diffusion latents, and decoding inverts the normalisation.
+    z = torch.randn(2, 4, 8, 8)
+    assert model.normalize_latents(canvas.view(1, -1, 1, 1)).abs().max() < 1e-5
+    assert torch.allclose(model.denormalize_latents(model.normalize_latents(z)), z, atol=1e-5)
     with pytest.raises(ValueError, match="target_latent"):
         train(_config(dataset_dir, tmp_path / "bad", target_latent="median"))
 

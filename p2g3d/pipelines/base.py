@@ -92,10 +92,33 @@ class ImageConditionedPipeline(DiffusionPipeline):
         ).sample.chunk(2)
         return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
 
+    def _latent_statistics(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The VAE config's per-channel ``latents_mean`` / ``latents_std`` as ``(1, C, 1, 1)`` tensors, or None when
+        the config has none (the official models)."""
+        mean, std = (getattr(self.vae.config, key, None) for key in ("latents_mean", "latents_std"))
+        if mean is None or std is None:
+            return None
+        return tuple(torch.tensor(v, dtype=like.dtype, device=like.device).view(1, -1, 1, 1) for v in (mean, std))
+
+    def normalize_latents(self, z: torch.Tensor) -> torch.Tensor:
+        """VAE latent -> diffusion latent: ``z * s`` (official), or ``(z - mean) * s / std`` when the VAE config has
+        ``latents_mean`` / ``latents_std`` (diffusers' convention, as in SDXL)."""
+        statistics = self._latent_statistics(z)
+        if statistics is not None:
+            z = (z - statistics[0]) / statistics[1]
+        return z * self.vae.config.scaling_factor
+
+    def denormalize_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`normalize_latents`."""
+        z = latents / self.vae.config.scaling_factor
+        statistics = self._latent_statistics(z)
+        return z if statistics is None else z * statistics[1] + statistics[0]
+
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Final latent ``(B, 4, h, w)`` -> image ``(B, 3, H, W)`` in [0, 1]: ``clamp((D(z / s) + 1) / 2, 0, 1)``."""
-        decoded = self.vae.decode(latents.to(self.vae.dtype) * (1.0 / self.vae.config.scaling_factor)).sample
+        """Final latent ``(B, 4, h, w)`` -> image ``(B, 3, H, W)`` in [0, 1]: ``clamp((D(z / s) + 1) / 2, 0, 1)``
+        (with :meth:`denormalize_latents` in place of ``z / s``)."""
+        decoded = self.vae.decode(self.denormalize_latents(latents.float()).to(self.vae.dtype)).sample
         return ((decoded.float() + 1.0) / 2.0).clamp(0.0, 1.0)
 
     # ---- sampling -----------------------------------------------------------------------------------------------
