@@ -12,7 +12,8 @@ sampling algorithm, step by step:
    projection) and zero concat latents; one batched UNet call ``[uncond; cond]``.
 4. DDIM with the official timestep list (see :mod:`p2g3d.pipelines.official_ddim`) when the scheduler is a
    ``DDIMScheduler``; any other diffusers scheduler runs its own ``set_timesteps``.
-5. Decode ``latent * (1 / scaling_factor)``, map to [0, 1] with ``clamp((x + 1) / 2, 0, 1)``.
+5. Decode ``latent * (1 / scaling_factor)`` (plus the VAE config's ``latents_mean`` where it has one: the
+   from-scratch models of :mod:`p2g3d.training`), map to [0, 1] with ``clamp((x + 1) / 2, 0, 1)``.
 """
 
 from __future__ import annotations
