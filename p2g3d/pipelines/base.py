@@ -109,8 +109,9 @@ class ImageConditionedPipeline(DiffusionPipeline):
         return z * self.vae.config.scaling_factor
 
     def denormalize_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`normalize_latents`."""
-        z = latents / self.vae.config.scaling_factor
+        """Inverse of :meth:`normalize_latents` (``z * (1 / s)``, the official arithmetic, when there are no
+        statistics)."""
+        z = latents * (1.0 / self.vae.config.scaling_factor)
         statistics = self._latent_statistics(z)
         return z if statistics is None else z * statistics[1] + statistics[0]
 
