@@ -13,7 +13,7 @@ import dataclasses
 import json
 import time
 
-from p2g3d.occlusion3d import BASE_METHODS, completer_masks, run_benchmark, summary_table
+from p2g3d.jobs.occlusion3d import run_benchmark, summary_table
 from p2g3d.scenes import make_scene
 
 
@@ -26,17 +26,18 @@ def main() -> None:
     parser.add_argument("--protocol", default="syncdreamer", choices=("syncdreamer", "triposr", "raw"))
     parser.add_argument("--model", default=None, help="pix2gestalt model folder: adds the completer's masks")
     parser.add_argument("--steps", type=int, default=50, help="completer DDIM steps")
+    parser.add_argument("--seed", type=int, default=0, help="completion seed of the run (per scene and view)")
     parser.add_argument("--json", default=None, help="write every row here")
     args = parser.parse_args()
 
     start = time.perf_counter()
     scenes = [make_scene(seed, num_views=args.views, image_size=args.image_size) for seed in range(args.scenes)]
-    methods = dict(BASE_METHODS)
+    completer = None
     if args.model:
-        from p2g3d.completer import AmodalCompleter
+        from p2g3d import AmodalCompleter
 
-        methods["pix2gestalt"] = completer_masks(AmodalCompleter.from_pretrained(args.model, num_inference_steps=args.steps))
-    rows = run_benchmark(scenes, methods, protocol=args.protocol, resolution=args.resolution)
+        completer = AmodalCompleter.from_pretrained(args.model, num_inference_steps=args.steps)
+    rows = run_benchmark(scenes, completer, seed=args.seed, protocol=args.protocol, resolution=args.resolution)
     occluded = [scene.views[v].occluded_fraction for scene in scenes for v in scene.occluded_views]
     print(summary_table(rows, args.protocol))
     print(

@@ -1,7 +1,9 @@
-"""The small protocol every multi-view reconstruction backend follows: posed, masked views in, a mesh out.
+"""What every multi-view reconstruction backend shares: the protocol, the ONE views-folder format, and colouring.
 
-Views use the p2g3d camera convention (:mod:`p2g3d.cameras`). A views folder is what ``p2g3d views`` writes (and
-what :func:`save_views` writes): a ``cameras.json`` whose ``views`` entries name an image, a mask and a camera.
+Views use the p2g3d camera convention (:mod:`p2g3d.cameras`) and are :class:`p2g3d.types.MaskedView`. A views
+folder is a ``cameras.json`` whose ``views`` entries name an image, a mask and a camera (plus any extra fields a
+writer adds, such as the Zero-1-to-3 relative pose); :func:`save_views` is its only writer and :func:`load_views`
+its reader, so everything ``p2g3d views`` or a script writes, ``p2g3d reconstruct`` reads.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -18,22 +19,10 @@ import trimesh
 
 from p2g3d.cameras import Camera
 from p2g3d.io import load_image, load_mask, save_json, save_png
+from p2g3d.meshes import as_tensor_mesh, import_open3d
+from p2g3d.types import MaskedView
 
-
-@dataclass(frozen=True, eq=False)
-class MaskedView:
-    """``image`` ``(H, W, 3)`` uint8, ``mask`` ``(H, W)`` bool (the object), ``camera`` of size ``(W, H)``."""
-
-    image: np.ndarray
-    mask: np.ndarray
-    camera: Camera
-
-    def __post_init__(self):
-        if self.image.shape[:2] != self.mask.shape or self.mask.shape != (self.camera.height, self.camera.width):
-            raise ValueError(
-                f"image {self.image.shape[:2]}, mask {self.mask.shape} and camera "
-                f"({self.camera.height}, {self.camera.width}) must have the same size"
-            )
+VIEWS_INDEX = "cameras.json"
 
 
 @runtime_checkable
@@ -54,46 +43,62 @@ def check_views(views: Sequence[MaskedView], minimum: int = 2) -> None:
             raise ValueError(f"view {index} has an empty mask")
 
 
-def load_views(folder: str | os.PathLike) -> list[MaskedView]:
-    """Read a views folder (``cameras.json`` + images + masks)."""
+def save_views(
+    views: Sequence[MaskedView],
+    folder: str | os.PathLike,
+    *,
+    names: Sequence[str] | None = None,
+    extra: Sequence[dict] | None = None,
+    header: dict | None = None,
+) -> Path:
+    """Write a views folder: ``NAME.png``, ``NAME_mask.png`` per view and ``cameras.json``.
+
+    Args:
+        views: the views.
+        folder: where to write.
+        names: file stems per view (default ``view_000``, ``view_001``, ...).
+        extra: per-view fields added to its ``cameras.json`` entry (e.g. the Zero-1-to-3 pose).
+        header: top-level fields of ``cameras.json`` besides ``convention`` and ``views`` (inputs, settings).
+    """
     folder = Path(folder)
-    index_file = folder / "cameras.json"
+    names = list(names) if names is not None else [f"view_{index:03d}" for index in range(len(views))]
+    extra = list(extra) if extra is not None else [{} for _ in views]
+    if not len(names) == len(extra) == len(views):
+        raise ValueError(f"got {len(views)} views, {len(names)} names and {len(extra)} extra entries")
+    entries = []
+    for view, name, fields in zip(views, names, extra):
+        save_png(folder / f"{name}.png", view.image)
+        save_png(folder / f"{name}_mask.png", view.mask)
+        entries.append({"file": f"{name}.png", "mask": f"{name}_mask.png", "camera": view.camera.to_dict(), **fields})
+    convention = entries[0]["camera"]["convention"] if entries else None
+    save_json(folder / VIEWS_INDEX, {"convention": convention, **(header or {}), "views": entries})
+    return folder
+
+
+def load_views(folder: str | os.PathLike) -> list[MaskedView]:
+    """Read a views folder written by :func:`save_views` (``cameras.json`` + images + masks)."""
+    folder = Path(folder)
+    index_file = folder / VIEWS_INDEX
     if not index_file.is_file():
-        raise FileNotFoundError(f"{folder} has no cameras.json (expected the output of `p2g3d views` or save_views)")
+        raise FileNotFoundError(f"{folder} has no {VIEWS_INDEX} (expected the output of `p2g3d views` or save_views)")
     try:
         entries = json.loads(index_file.read_text())["views"]
-    except (json.JSONDecodeError, KeyError) as error:
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ValueError(f"{index_file} is not a views index (needs a 'views' list): {error}") from error
     views = []
-    for entry in entries:
-        for key in ("file", "mask", "camera"):
-            if key not in entry:
-                raise ValueError(f"{index_file}: a view entry lacks '{key}'")
-        views.append(
-            MaskedView(load_image(folder / entry["file"]), load_mask(folder / entry["mask"]), Camera.from_dict(entry["camera"]))
-        )
+    for number, entry in enumerate(entries):
+        missing = [key for key in ("file", "mask", "camera") if key not in entry]
+        if missing:
+            raise ValueError(f"{index_file}: view entry {number} lacks {', '.join(repr(k) for k in missing)}")
+        image, mask = load_image(folder / entry["file"]), load_mask(folder / entry["mask"])
+        views.append(MaskedView(image, mask, Camera.from_dict(entry["camera"])))
     return views
-
-
-def save_views(views: Sequence[MaskedView], folder: str | os.PathLike) -> Path:
-    """Write views as a views folder that :func:`load_views` and ``p2g3d reconstruct`` read."""
-    folder = Path(folder)
-    entries = []
-    for index, view in enumerate(views):
-        image, mask = f"view_{index:03d}.png", f"view_{index:03d}_mask.png"
-        save_png(folder / image, view.image)
-        save_png(folder / mask, view.mask)
-        entries.append({"file": image, "mask": mask, "camera": view.camera.to_dict()})
-    save_json(folder / "cameras.json", {"views": entries})
-    return folder
 
 
 def paint_vertices(mesh: trimesh.Trimesh, views: Sequence[MaskedView]) -> trimesh.Trimesh:
     """Colour ``mesh``'s vertices from the views: each vertex takes the mean colour of the pixels it projects to in
     the views that see it (unoccluded, facing the camera, inside the mask), weighted by the cosine of the viewing
     angle. Vertices no view sees stay grey. Returns the same mesh, coloured."""
-    from p2g3d.geometry import as_tensor_mesh, import_open3d
-
     o3d = import_open3d()
     scene = o3d.t.geometry.RaycastingScene()
     scene.add_triangles(as_tensor_mesh(mesh))
@@ -106,17 +111,15 @@ def paint_vertices(mesh: trimesh.Trimesh, views: Sequence[MaskedView]) -> trimes
         to_vertex = vertices - camera.center
         rays = np.concatenate([np.broadcast_to(camera.center, to_vertex.shape), to_vertex], 1).astype(np.float32)
         first_hit = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
-        visible = first_hit > 1.0 - 1e-3  # nothing in front of the vertex along the ray (t = 1 at the vertex)
+        unoccluded = first_hit > 1.0 - 1e-3  # nothing in front of the vertex along the ray (t = 1 at the vertex)
         cosine = -(normals * to_vertex).sum(1) / np.linalg.norm(to_vertex, axis=1)
-        uv, depth = camera.project(vertices)
-        cols, rows = np.floor(uv[:, 0]).astype(int), np.floor(uv[:, 1]).astype(int)
-        inside = (depth > 0) & (cols >= 0) & (rows >= 0) & (cols < camera.width) & (rows < camera.height)
-        usable = visible & inside & (cosine > 0)
-        usable[usable] &= view.mask[rows[usable], cols[usable]]
+        rows, cols, _ = camera.pixel_indices(vertices)
+        usable = unoccluded & (cosine > 0) & camera.points_in_mask(view.mask, vertices)
         total[usable] += view.image[rows[usable], cols[usable]].astype(np.float64) * cosine[usable, None]
         weight[usable] += cosine[usable]
     colors = np.full((len(vertices), 3), 128.0)
     seen = weight > 0
     colors[seen] = total[seen] / weight[seen, None]
-    mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=np.c_[np.round(colors).astype(np.uint8), np.full(len(colors), 255, np.uint8)])
+    alpha = np.full(len(colors), 255, np.uint8)
+    mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=np.c_[np.round(colors).astype(np.uint8), alpha])
     return mesh

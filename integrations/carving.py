@@ -12,7 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 import trimesh
 
-from .base import MaskedView, check_views, paint_vertices
+from p2g3d.types import MaskedView
+
+from .base import check_views, paint_vertices
 
 DEFAULT_BOUNDS = ((-0.6, -0.6, -0.6), (0.6, 0.6, 0.6))
 
@@ -42,12 +44,7 @@ class VisualHullReconstructor:
         centres = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
         occupied = np.ones(len(centres), dtype=bool)
         for view in views:
-            uv, depth = view.camera.project(centres[occupied])
-            cols, rows = np.floor(uv[:, 0]).astype(int), np.floor(uv[:, 1]).astype(int)
-            inside = (depth > 0) & (cols >= 0) & (rows >= 0) & (cols < view.camera.width) & (rows < view.camera.height)
-            keep = np.zeros(len(uv), dtype=bool)
-            keep[inside] = view.mask[rows[inside], cols[inside]]
-            occupied[occupied] = keep
+            occupied[occupied] = view.camera.points_in_mask(view.mask, centres[occupied])
         return occupied.reshape((self.resolution,) * 3)
 
     def reconstruct(self, views: Sequence[MaskedView]) -> trimesh.Trimesh:

@@ -22,9 +22,11 @@ from pathlib import Path
 import trimesh
 
 from p2g3d.cameras import to_nerfstudio_frame
+from p2g3d.errors import MissingDependencyError
 from p2g3d.io import save_json, save_png
+from p2g3d.types import MaskedView
 
-from .base import MaskedView, check_views
+from .base import check_views
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ class NerfstudioReconstructor:
 
     Args:
         method: nerfstudio method name (``nerfacto`` by default).
-        max_iterations: training iterations.
+        iterations: training iterations.
         export: ``ns-export`` mesh method: ``"poisson"`` (needs normals, set for nerfacto) or ``"tsdf"``.
         device: nerfstudio ``--machine.device-type`` (``cuda``, ``cpu`` or ``mps``).
         workdir: where the dataset and the run go (a temporary folder by default, removed afterwards).
@@ -64,20 +66,20 @@ class NerfstudioReconstructor:
     def __init__(
         self,
         method: str = "nerfacto",
-        max_iterations: int = 5000,
+        iterations: int = 5000,
         export: str = "poisson",
         device: str = "cuda",
         workdir: str | os.PathLike | None = None,
     ):
         if export not in ("poisson", "tsdf"):
             raise ValueError(f"export must be 'poisson' or 'tsdf', got {export!r}")
-        self.method, self.max_iterations, self.export, self.device = method, max_iterations, export, device
+        self.method, self.iterations, self.export, self.device = method, iterations, export, device
         self.workdir = Path(workdir) if workdir is not None else None
 
     def commands(self, dataset: Path, runs: Path) -> list[str]:
         """The ``ns-train`` command line for ``dataset`` (``ns-export`` follows once the run's config exists)."""
         train = [
-            "ns-train", self.method, "--output-dir", str(runs), "--max-num-iterations", str(self.max_iterations),
+            "ns-train", self.method, "--output-dir", str(runs), "--max-num-iterations", str(self.iterations),
             "--viewer.quit-on-train-completion", "True", "--vis", "tensorboard",
             "--machine.device-type", self.device,
         ]  # fmt: skip
@@ -87,7 +89,7 @@ class NerfstudioReconstructor:
 
     def reconstruct(self, views: Sequence[MaskedView]) -> trimesh.Trimesh:
         if shutil.which("ns-train") is None or shutil.which("ns-export") is None:
-            raise ImportError(INSTALL_HINT)
+            raise MissingDependencyError(INSTALL_HINT)
         check_views(views)
         workdir = self.workdir or Path(tempfile.mkdtemp(prefix="p2g3d-nerfstudio-"))
         try:

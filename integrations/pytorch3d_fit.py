@@ -17,8 +17,10 @@ import trimesh
 from tqdm.auto import tqdm
 
 from p2g3d.cameras import to_pytorch3d
+from p2g3d.errors import MissingDependencyError
+from p2g3d.types import MaskedView
 
-from .base import MaskedView, check_views, paint_vertices
+from .base import check_views, paint_vertices
 from .carving import DEFAULT_BOUNDS, VisualHullReconstructor
 
 logger = logging.getLogger(__name__)
@@ -30,13 +32,13 @@ INSTALL_HINT = (
 
 
 def import_pytorch3d():
-    """The pytorch3d modules this backend uses, or an ImportError with an install hint."""
+    """The pytorch3d modules this backend uses, or a MissingDependencyError with an install hint."""
     try:
         import pytorch3d.loss
         import pytorch3d.renderer
         import pytorch3d.structures
     except ImportError as error:
-        raise ImportError(f"{INSTALL_HINT} ({error})") from error
+        raise MissingDependencyError(f"{INSTALL_HINT} ({error})") from error
     return pytorch3d
 
 
@@ -69,6 +71,7 @@ class SilhouetteFitReconstructor:
         device: str = "cpu",
         color: bool = True,
     ):
+        import_pytorch3d()
         if iterations < 0:
             raise ValueError(f"iterations must be >= 0, got {iterations}")
         if init not in ("hull", "sphere"):

@@ -14,21 +14,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import PIL.Image
 from tqdm.auto import tqdm
 
 from p2g3d.cameras import Camera, intrinsics_from_fov, orbit_camera, orbit_cameras, zero123_relative_pose
-from p2g3d.completer import seeded_noise
-from p2g3d.io import as_rgb
-from p2g3d.loading import validate_model_folder
+from p2g3d.io import as_cutout
+from p2g3d.loading import load_pipeline
 from p2g3d.masks import amodal_mask_from_whole
+from p2g3d.pipelines import Zero123Pipeline
 from p2g3d.pipelines.image_processing import to_uint8
-from p2g3d.pipelines.zero123 import Zero123Pipeline
 from p2g3d.runtime import resolve_device, resolve_dtype
-from p2g3d.types import AmodalObject
+from p2g3d.sampling import SamplingSettings, batched, seeded_noise
+from p2g3d.types import MaskedView
 
 TRAINING_SIZE = 256
 TRAINING_OBJECT_SIZE = 200
@@ -37,21 +37,12 @@ ZERO123_FOV_DEG = 2.0 * float(np.degrees(np.arctan(16.0 / 35.0)))
 DEFAULT_RADIUS = 1.5
 
 
-def _rgb_and_mask(source) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(source, AmodalObject):
-        return source.whole_rgb, source.amodal_mask
-    if isinstance(source, tuple) and len(source) == 2:
-        rgb, mask = source
-        return as_rgb(np.asarray(rgb)), np.asarray(mask).astype(bool)
-    if isinstance(source, PIL.Image.Image):
-        source = np.asarray(source.convert("RGBA"))
-    source = np.asarray(source)
-    if source.ndim == 3 and source.shape[2] == 4 and source.dtype == np.uint8:
-        return as_rgb(source[..., :3]), source[..., 3] > 127
-    raise TypeError(
-        "source must be an AmodalObject, an (H, W, 4) uint8 RGBA cut-out / RGBA PIL image, or an (rgb, mask) tuple; "
-        f"got {type(source).__name__}"
-    )
+@dataclass(frozen=True)
+class NovelViewSettings(SamplingSettings):
+    """Settings of :class:`NovelViewGenerator` (the ``p2g3d views`` options are generated from these fields);
+    as :class:`~p2g3d.sampling.SamplingSettings` with Zero-1-to-3's official guidance 3.0."""
+
+    guidance_scale: float = field(default=3.0, metadata={"flag": "--guidance", "help": "classifier-free guidance scale"})
 
 
 def reframe_for_zero123(source, size: int = TRAINING_SIZE, object_size: int | None = None) -> np.ndarray:
@@ -60,11 +51,7 @@ def reframe_for_zero123(source, size: int = TRAINING_SIZE, object_size: int | No
     The object (pixels of its mask) is composited onto white, cropped to its box, resized (Lanczos) so that its
     long side is ``object_size`` (default 200/256 of ``size``, as in training) and centred on a white square.
     """
-    rgb, mask = _rgb_and_mask(source)
-    if mask.shape != rgb.shape[:2]:
-        raise ValueError(f"mask is {mask.shape} but the image is {rgb.shape[:2]}")
-    if not mask.any():
-        raise ValueError("the object mask is empty")
+    rgb, mask = as_cutout(source)
     object_size = object_size or round(size * TRAINING_OBJECT_SIZE / TRAINING_SIZE)
     rows, cols = np.nonzero(mask)
     top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
@@ -96,42 +83,45 @@ class NovelView:
     view_index: int
     sample_index: int
 
+    def masked_view(self) -> MaskedView:
+        """This view as the input of a multi-view reconstruction backend."""
+        return MaskedView(self.image, self.mask, self.camera)
+
+    @property
+    def stem(self) -> str:
+        """File stem of this view in a views folder: ``view_VV_sS``."""
+        return f"view_{self.view_index:02d}_s{self.sample_index}"
+
+    @property
+    def index_fields(self) -> dict:
+        """What a views folder records of this view beyond image, mask and camera."""
+        polar, azimuth, radius = self.relative_pose
+        return {
+            "view": self.view_index,
+            "sample": self.sample_index,
+            "zero123_pose": {"delta_polar_deg": polar, "delta_azimuth_deg": azimuth, "delta_radius": radius},
+        }
+
 
 class NovelViewGenerator:
     """Novel views of one object through :class:`~p2g3d.pipelines.zero123.Zero123Pipeline`.
 
     Args:
         pipeline: a loaded ``Zero123Pipeline``.
-        num_inference_steps, guidance_scale, eta: sampling settings (official guidance 3.0, eta 1.0).
-        batch_size: (view, sample) pairs per pipeline call.
+        **settings: fields of :class:`NovelViewSettings` (``num_inference_steps``, ``guidance_scale``, ``eta``,
+            ``batch_size``).
     """
 
-    def __init__(
-        self,
-        pipeline: Zero123Pipeline,
-        *,
-        num_inference_steps: int = 50,
-        guidance_scale: float = 3.0,
-        eta: float = 1.0,
-        batch_size: int = 8,
-    ):
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    def __init__(self, pipeline: Zero123Pipeline, **settings):
         self.pipeline = pipeline
-        self.num_inference_steps = num_inference_steps
-        self.guidance_scale = guidance_scale
-        self.eta = eta
-        self.batch_size = batch_size
+        self.settings = NovelViewSettings(**settings)
 
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str | os.PathLike, device=None, dtype=None, **settings) -> NovelViewGenerator:
         """Load a converted Zero-1-to-3 folder, a community diffusers folder, or a hub id (when online)."""
+        NovelViewSettings(**settings)  # bad settings fail before the model loads
         resolved = resolve_device(device)
-        if os.path.exists(str(path_or_hub_id)):
-            validate_model_folder(path_or_hub_id)
-        pipeline = Zero123Pipeline.from_pretrained(path_or_hub_id, dtype=resolve_dtype(dtype, resolved))
-        pipeline.set_progress_bar_config(leave=False)
-        return cls(pipeline.to(resolved), **settings)
+        return cls(load_pipeline(Zero123Pipeline, path_or_hub_id, resolved, resolve_dtype(dtype, resolved)), **settings)
 
     @property
     def size(self) -> int:
@@ -174,13 +164,13 @@ class NovelViewGenerator:
         """
         if not cameras:
             raise ValueError("give at least one target camera")
-        if not isinstance(num_samples, int) or num_samples < 1:
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
         image = reframe_for_zero123(source, self.size)
         source_camera = self.input_camera(input_elevation, input_radius)
         poses = [zero123_relative_pose(source_camera, camera) for camera in cameras]
-        jobs = [(v, s) for v in range(len(cameras)) for s in range(num_samples)]
-        batches = [jobs[k : k + self.batch_size] for k in range(0, len(jobs), self.batch_size)]
+        pairs = [(v, s) for v in range(len(cameras)) for s in range(num_samples)]
+        batches = batched(pairs, self.settings.batch_size)
         views: list[NovelView] = []
         for batch in tqdm(batches, desc="novel views", unit="batch", disable=not show_progress or len(batches) < 2):
             images = self._sample(image, [poses[v] for v, _ in batch], batch, seed)
@@ -189,11 +179,11 @@ class NovelViewGenerator:
         return views
 
     def _sample(self, image: np.ndarray, poses, batch, seed: int) -> np.ndarray:
-        pipe = self.pipeline
-        generators, latents = seeded_noise(pipe, batch, seed)
+        generators, latents = seeded_noise(self.pipeline, batch, seed)
         polar, azimuth, radius = (list(values) for values in zip(*poses))
-        output = pipe(
-            image=image, polar=polar, azimuth=azimuth, radius=radius, num_inference_steps=self.num_inference_steps,
-            guidance_scale=self.guidance_scale, eta=self.eta, generator=generators, latents=latents, output_type="pt",
+        output = self.pipeline(
+            image=image, polar=polar, azimuth=azimuth, radius=radius, num_inference_steps=self.settings.num_inference_steps,
+            guidance_scale=self.settings.guidance_scale, eta=self.settings.eta, generator=generators, latents=latents,
+            output_type="pt",
         )  # fmt: skip
         return to_uint8(output.images)

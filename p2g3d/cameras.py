@@ -110,6 +110,22 @@ class Camera:
         uv = (camera_points @ self.K.T)[:, :2] / depth[:, None]
         return uv, depth
 
+    def pixel_indices(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """World points ``(N, 3)`` -> ``(rows, cols, inside)``: the ``(N,)`` int pixel each point projects into
+        (pixel ``(i, j)`` covers ``[j, j + 1) x [i, i + 1)``) and ``(N,)`` bool, in front of the camera and within
+        the image. ``rows`` / ``cols`` are only meaningful where ``inside``."""
+        uv, depth = self.project(points)
+        with np.errstate(invalid="ignore"):
+            cols, rows = np.floor(uv[:, 0]), np.floor(uv[:, 1])
+            inside = (depth > 0) & (cols >= 0) & (rows >= 0) & (cols < self.width) & (rows < self.height)
+        return np.where(inside, rows, 0).astype(int), np.where(inside, cols, 0).astype(int), inside
+
+    def points_in_mask(self, mask: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """``(N,)`` bool: world points ``(N, 3)`` whose pixel lies inside ``mask`` ``(H, W)`` (outside the image and
+        behind the camera count as outside the mask)."""
+        rows, cols, inside = self.pixel_indices(points)
+        return inside & mask[rows, cols]
+
     def to_dict(self) -> dict:
         """JSON-ready dict (the format of ``cameras.json``)."""
         return {

@@ -48,6 +48,7 @@ from diffusers.loaders.single_file_utils import (
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from .checkpoint import load_lightning_state_dict
+from .runtime import DTYPES
 from .pipelines.cc_projection import CCProjection
 from .pipelines.official_ddim import official_ddim_scheduler
 
@@ -76,7 +77,6 @@ CLIP_TEXT_LEFTOVERS = frozenset(
     }
 )  # fmt: skip
 UNET_WEIGHTS = ("ema", "raw")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -247,6 +247,38 @@ def _clip_state_dict(state_dict: dict[str, torch.Tensor], num_layers: int) -> tu
     return converted, used
 
 
+def _check_layout(state_dict: dict[str, torch.Tensor], family: Family, unet_params: dict) -> None:
+    """The config fits the checkpoint's UNet, and every key belongs to a known group."""
+    conv_in = state_dict[RAW_UNET_PREFIX + "input_blocks.0.0.weight"]
+    for name, expected, found in (
+        ("in_channels", unet_params["in_channels"], conv_in.shape[1]),
+        ("model_channels", unet_params["model_channels"], conv_in.shape[0]),
+    ):
+        if expected != found:
+            raise ConversionError(
+                f"the config says UNet {name}={expected} but the checkpoint has {found}: pass the checkpoint's own "
+                "yaml (--config)"
+            )
+    known = SCHEDULE_BUFFERS | EMA_BOOKKEEPING | CLIP_TEXT_LEFTOVERS
+    prefixes = (RAW_UNET_PREFIX, EMA_PREFIX, VAE_PREFIX, CLIP_VISUAL_PREFIX, CC_PROJECTION_PREFIX)
+    unknown = sorted(k for k in state_dict if k not in known and not k.startswith(prefixes))
+    if unknown:
+        raise ConversionError(f"checkpoint has {len(unknown)} keys outside the {family.name} layout, e.g. {unknown[:5]}")
+
+
+def _unet_source(state_dict: dict[str, torch.Tensor], unet_weights: str) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """The UNet weights to convert under their raw names (EMA by default), and the count of those left out."""
+    ema_keys = {k for k in state_dict if k.startswith(EMA_PREFIX)} - EMA_BOOKKEEPING
+    if unet_weights == "raw":
+        logger.warning("converting the RAW (non-EMA) UNet weights: outputs differ from the official EMA inference")
+        return {k: v for k, v in state_dict.items() if k.startswith(RAW_UNET_PREFIX)}, {"EMA UNet (not used)": len(ema_keys)}
+    unet_source = _ema_unet_state_dict(state_dict)
+    unused_ema = ema_keys - {EMA_PREFIX + k[len("model.") :].replace(".", "") for k in unet_source}
+    if unused_ema:
+        raise ConversionError(f"{len(unused_ema)} EMA keys match no UNet parameter, e.g. {sorted(unused_ema)[:3]}")
+    return unet_source, {"raw (non-EMA) UNet": sum(k.startswith(RAW_UNET_PREFIX) for k in state_dict)}
+
+
 def convert_state_dict(
     state_dict: dict[str, torch.Tensor], config: dict | None = None, unet_weights: str = "ema"
 ) -> ConvertedModel:
@@ -265,36 +297,8 @@ def convert_state_dict(
     family = detect_family(state_dict)
     config = config or default_config(family.name)
     params = config["model"]["params"]
-    unet_params = params["unet_config"]["params"]
-    conv_in = state_dict[RAW_UNET_PREFIX + "input_blocks.0.0.weight"]
-    for name, expected, found in (
-        ("in_channels", unet_params["in_channels"], conv_in.shape[1]),
-        ("model_channels", unet_params["model_channels"], conv_in.shape[0]),
-    ):
-        if expected != found:
-            raise ConversionError(
-                f"the config says UNet {name}={expected} but the checkpoint has {found}: pass the checkpoint's own "
-                "yaml (--config)"
-            )
-
-    known = SCHEDULE_BUFFERS | EMA_BOOKKEEPING | CLIP_TEXT_LEFTOVERS
-    prefixes = (RAW_UNET_PREFIX, EMA_PREFIX, VAE_PREFIX, CLIP_VISUAL_PREFIX, CC_PROJECTION_PREFIX)
-    unknown = sorted(k for k in state_dict if k not in known and not k.startswith(prefixes))
-    if unknown:
-        raise ConversionError(f"checkpoint has {len(unknown)} keys outside the {family.name} layout, e.g. {unknown[:5]}")
-
-    # UNet from the EMA weights (or, on request, the raw training weights).
-    ema_keys = {k for k in state_dict if k.startswith(EMA_PREFIX)} - EMA_BOOKKEEPING
-    if unet_weights == "ema":
-        unet_source = _ema_unet_state_dict(state_dict)
-        unused_ema = ema_keys - {EMA_PREFIX + k[len("model.") :].replace(".", "") for k in unet_source}
-        if unused_ema:
-            raise ConversionError(f"{len(unused_ema)} EMA keys match no UNet parameter, e.g. {sorted(unused_ema)[:3]}")
-        ignored_unet = {"raw (non-EMA) UNet": sum(k.startswith(RAW_UNET_PREFIX) for k in state_dict)}
-    else:
-        logger.warning("converting the RAW (non-EMA) UNet weights: outputs differ from the official EMA inference")
-        unet_source = {k: v for k, v in state_dict.items() if k.startswith(RAW_UNET_PREFIX)}
-        ignored_unet = {"EMA UNet (not used)": len(ema_keys)}
+    _check_layout(state_dict, family, params["unet_config"]["params"])
+    unet_source, ignored_unet = _unet_source(state_dict, unet_weights)
     vae_ddconfig = params["first_stage_config"]["params"]["ddconfig"]
     vae_factor = 2 ** (len(vae_ddconfig["ch_mult"]) - 1)
     image_size = params["image_size"] * vae_factor
@@ -325,13 +329,12 @@ def convert_state_dict(
             f"{clip_config['projection_dim']} + {family.pose_features} pose = {expected_in}"
         )
 
-    scheduler = official_ddim_scheduler()
-    scheduler_config = dict(scheduler.config)
-    scheduler_config.update(
-        num_train_timesteps=params.get("timesteps", 1000),
-        beta_start=params.get("linear_start", 0.00085),
-        beta_end=params.get("linear_end", 0.012),
-    )
+    scheduler_config = {
+        **official_ddim_scheduler().config,
+        "num_train_timesteps": params.get("timesteps", 1000),
+        "beta_start": params.get("linear_start", 0.00085),
+        "beta_end": params.get("linear_end", 0.012),
+    }
     return ConvertedModel(
         family=family,
         unet_config=unet_config,
@@ -429,10 +432,8 @@ def convert_checkpoint(
     state_dict = load_lightning_state_dict(checkpoint_path)
     converted = convert_state_dict(state_dict, config, unet_weights)
     modules = build_components(converted, DTYPES[dtype])
-    from diffusers import DDIMScheduler
-
     pipeline_class = getattr(pipelines, converted.family.pipeline_class_name)
-    pipeline = pipeline_class(scheduler=DDIMScheduler.from_config(converted.scheduler_config), **modules)
+    pipeline = pipeline_class(scheduler=pipelines.OfficialDDIMScheduler.from_config(converted.scheduler_config), **modules)
 
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))

@@ -1,54 +1,36 @@
-"""Reading images and masks with clear errors, and writing outputs atomically."""
+"""Images and masks in and out: files AND in-memory values, with ONE mask rule for the whole project.
+
+The mask rule (every mask p2g3d reads, from a file, an array, a PIL image or a tensor, follows it):
+
+* a mask is binary: ``bool``, or numbers that are all in {0, 1} or all in {0, 255} (any integer or float dtype);
+  a non-zero value marks the object. Anything else (soft masks, label maps where one mask is expected) is a
+  ValueError that says what came;
+* where a mask comes from an alpha channel (an RGBA cut-out, or a mask image whose colour is constant), the object
+  is where alpha >= 128 (:data:`ALPHA_THRESHOLD`).
+
+Images are ``(H, W, 3)`` uint8 RGB once read; gray is replicated and transparency is composited onto white (a
+cut-out becomes an object on white), always by :func:`as_rgb`. Outputs are written atomically (temporary file and
+rename) with the permissions the process's umask gives.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 
-_EIGHT_BIT_MODES = {"1", "L", "P", "RGB", "RGBA", "LA", "PA"}
+EIGHT_BIT_MODES = ("1", "L", "P", "RGB", "RGBA", "LA", "PA")
+ALPHA_THRESHOLD = 128
+MAX_IMAGE_PIXELS = 8192 * 8192
 
 
-def _open_image(path: str | os.PathLike) -> PIL.Image.Image:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
-    try:
-        with PIL.Image.open(path) as image:
-            image.load()
-            loaded = image.copy()
-    except (PIL.UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"{path} is not a readable image file ({error.__class__.__name__})") from error
-    if loaded.mode not in _EIGHT_BIT_MODES:
-        raise ValueError(
-            f"{path} has pixel mode {loaded.mode!r}; only 8-bit images are supported (convert 16-bit or float "
-            "images to 8 bits per channel first)"
-        )
-    return loaded
-
-
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an 8-bit image as ``(H, W, 3)`` uint8 RGB (alpha composited onto white, gray replicated)."""
-    return as_rgb(np.asarray(_open_image(path).convert("RGBA")))
-
-
-def load_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a binary mask image (values 0 and 255, or 0 and 1) as ``(H, W)`` bool."""
-    image = _open_image(path)
-    if image.mode in ("RGBA", "LA", "PA"):
-        image = image.getchannel("A") if _is_alpha_mask(image) else image.convert("L")
-    array = np.asarray(image.convert("L") if image.mode != "L" else image)
-    return validate_mask(array, name=str(path))
-
-
-def _is_alpha_mask(image: PIL.Image.Image) -> bool:
-    """An RGBA mask whose colour is constant carries the mask in its alpha channel."""
-    colour = np.asarray(image.convert("RGB"))
-    return bool((colour == colour.reshape(-1, 3)[0]).all())
+# ---- in-memory coercion -----------------------------------------------------------------------------------------
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -72,22 +54,209 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def validate_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:
-    """Check that ``mask`` is a non-empty 2-D binary mask (bool, {0, 1} or {0, 255}); return it as bool."""
-    mask = np.asarray(mask)
-    if mask.ndim == 3 and mask.shape[2] == 1:
-        mask = mask[..., 0]
-    if mask.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D (H, W) mask, got shape {mask.shape}")
-    if mask.dtype != np.bool_:
-        values = np.unique(mask)
-        if not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}):
-            shown = values[:6].tolist()
-            raise ValueError(f"{name}: mask must be binary (0/1 or 0/255), found values {shown}{'...' if len(values) > 6 else ''}")
-        mask = mask > 0
-    if not mask.any():
-        raise ValueError(f"{name}: mask is empty (no visible pixel of the object)")
+def pil_to_array(image: PIL.Image.Image, name: str = "image") -> np.ndarray:
+    """An 8-bit PIL image -> ``(H, W, 4)`` uint8 RGBA (gray and palette expanded, opaque where it has no alpha)."""
+    if image.mode not in EIGHT_BIT_MODES:
+        raise ValueError(
+            f"{name} has pixel mode {image.mode!r}; only 8-bit images are supported (convert 16-bit or float "
+            "images to 8 bits per channel first)"
+        )
+    return np.asarray(image.convert("RGBA"))
+
+
+def _to_numpy(value, name: str) -> np.ndarray:
+    """PIL (gray level), numpy or torch -> numpy, without changing values."""
+    if isinstance(value, PIL.Image.Image):
+        return np.asarray(value.convert("L")) if value.mode in EIGHT_BIT_MODES else np.asarray(value)
+    if isinstance(value, np.ndarray):
+        return value
+    if type(value).__module__.startswith("torch"):
+        return value.detach().cpu().numpy()
+    raise TypeError(f"{name}: expected a numpy array, PIL image or torch tensor, got {type(value).__name__}")
+
+
+def binary_mask(array: np.ndarray, name: str = "mask") -> np.ndarray:
+    """Apply the mask rule to an array of any shape -> bool of the same shape (no emptiness check)."""
+    array = np.asarray(array)
+    if array.dtype == np.bool_:
+        return array
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(f"{name}: expected a bool or numeric mask, got dtype {array.dtype}")
+    values = np.unique(array)
+    if not (np.isin(values, (0, 1)).all() or np.isin(values, (0, 255)).all()):
+        shown = values[:6].tolist()
+        raise ValueError(
+            f"{name}: a mask must be binary (bool, 0/1 or 0/255), found values {shown}{'...' if len(values) > 6 else ''}"
+        )
+    return array != 0
+
+
+def as_mask(value, name: str = "mask", *, allow_empty: bool = False) -> np.ndarray:
+    """One mask (PIL, ``(H, W)`` / ``(H, W, 1)`` / ``(1, H, W)`` array or tensor) -> ``(H, W)`` bool, by the mask rule.
+
+    Raises ValueError for other shapes, non-binary values and (unless ``allow_empty``) an empty mask.
+    """
+    if isinstance(value, PIL.Image.Image) and value.mode in ("LA", "PA", "RGBA"):
+        return alpha_or_gray_mask(value, name, allow_empty=allow_empty)
+    array = _to_numpy(value, name)
+    if array.ndim == 3 and 1 in (array.shape[0], array.shape[2]):
+        array = array[0] if array.shape[0] == 1 else array[..., 0]
+    if array.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D (H, W) mask, got shape {array.shape}")
+    mask = binary_mask(array, name)
+    if not allow_empty and not mask.any():
+        raise ValueError(f"{name}: mask is empty (no pixel of the object)")
     return mask
+
+
+def as_masks(value, name: str = "mask") -> np.ndarray:
+    """Masks of any batch shape ``(..., H, W)`` (numpy, tensor, PIL or a list of PIL images) -> bool, by the mask
+    rule (empty masks allowed). Used where masks come in batches, e.g. the pipelines."""
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, PIL.Image.Image) for v in value):
+        masks = [as_mask(v, f"{name} {i}", allow_empty=True) for i, v in enumerate(value)]
+        if len({m.shape for m in masks}) != 1:
+            raise ValueError(f"{name}: all masks of a batch must have the same size, got {sorted({m.shape for m in masks})}")
+        return np.stack(masks)
+    if isinstance(value, PIL.Image.Image):
+        return as_mask(value, name, allow_empty=True)
+    return binary_mask(_to_numpy(value, name), name)
+
+
+def alpha_or_gray_mask(image: PIL.Image.Image, name: str = "mask", *, allow_empty: bool = False) -> np.ndarray:
+    """A PIL mask image with an alpha channel: if its colour is constant the alpha carries the mask (alpha >= 128),
+    otherwise its gray level does (by the mask rule)."""
+    rgba = pil_to_array(image, name)
+    colour = rgba[..., :3]
+    if (colour == colour.reshape(-1, 3)[0]).all():
+        mask = rgba[..., 3] >= ALPHA_THRESHOLD
+        if not allow_empty and not mask.any():
+            raise ValueError(f"{name}: mask is empty (no pixel of the object)")
+        return mask
+    return as_mask(image.convert("L"), name, allow_empty=allow_empty)
+
+
+def as_image(value, name: str = "image") -> np.ndarray:
+    """One image -> ``(H, W, 3)`` uint8 RGB.
+
+    Accepts a PIL image (8-bit modes), an ``(H, W)`` / ``(H, W, 1|3|4)`` uint8 or [0, 1] float array, or a
+    ``(C, H, W)`` tensor (C in 1, 3, 4; uint8 or [0, 1] float). Transparency is composited onto white.
+    """
+    if isinstance(value, PIL.Image.Image):
+        return as_rgb(pil_to_array(value, name))
+    if type(value).__module__.startswith("torch"):
+        if value.ndim != 3 or value.shape[0] not in (1, 3, 4):
+            raise ValueError(f"{name}: a tensor image must be (C, H, W) with C in 1, 3, 4, got {tuple(value.shape)}")
+        value = value.detach().cpu().permute(1, 2, 0).numpy()
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name}: expected a PIL image, numpy array or torch tensor, got {type(value).__name__}")
+    if np.issubdtype(value.dtype, np.floating):
+        if not np.isfinite(value).all() or value.min() < 0 or value.max() > 1:
+            raise ValueError(f"{name}: float images must be finite and lie in [0, 1]")
+        value = np.round(value * 255.0).astype(np.uint8)
+    return as_rgb(value)
+
+
+def as_cutout(source, name: str = "object") -> tuple[np.ndarray, np.ndarray]:
+    """An object to hand to a 3D backend -> ``((H, W, 3) uint8 RGB, (H, W) bool mask)``.
+
+    ``source`` is an :class:`~p2g3d.types.AmodalObject` (its whole object and amodal mask), an RGBA cut-out
+    (``(H, W, 4)`` uint8 array or PIL image: alpha >= 128 is the object), or an ``(image, mask)`` pair.
+    """
+    from .types import AmodalObject
+
+    if isinstance(source, AmodalObject):
+        return source.whole_rgb, source.amodal_mask
+    if isinstance(source, tuple) and len(source) == 2:
+        rgb, mask = as_image(source[0], f"{name} image"), as_mask(source[1], f"{name} mask")
+    else:
+        if isinstance(source, PIL.Image.Image):
+            if "A" not in source.getbands():
+                raise ValueError(f"{name} has no alpha channel: pass (image, mask) instead")
+            source = pil_to_array(source, name)
+        if not (isinstance(source, np.ndarray) and source.ndim == 3 and source.shape[2] == 4 and source.dtype == np.uint8):
+            raise TypeError(
+                f"{name} must be an AmodalObject, an (H, W, 4) uint8 RGBA cut-out / RGBA PIL image, or an "
+                f"(image, mask) pair; got {type(source).__name__}"
+            )
+        rgb, mask = as_rgb(source), source[..., 3] >= ALPHA_THRESHOLD
+        if not mask.any():
+            raise ValueError(f"{name}: the alpha channel is empty (no object)")
+    if mask.shape != rgb.shape[:2]:
+        raise ValueError(f"{name}: the mask is {mask.shape[0]}x{mask.shape[1]} but the image is {rgb.shape[0]}x{rgb.shape[1]}")
+    return rgb, mask
+
+
+def object_masks(visible_masks, height: int, width: int) -> list[tuple[int, np.ndarray]]:
+    """The visible masks of the objects of one ``(height, width)`` image -> ``[(label, (H, W) bool), ...]``.
+
+    Accepts one mask, a list of masks, a ``(K, H, W)`` stack (K >= 1), or an ``(H, W)`` integer instance label map
+    (an integer array whose values are not binary; each non-zero value is one object, labels ascending).
+    """
+    if isinstance(visible_masks, (list, tuple)):
+        if not visible_masks:
+            raise ValueError("got an empty list of visible masks")
+        masks = [(i, as_mask(m, f"visible mask {i}")) for i, m in enumerate(visible_masks)]
+    else:
+        array = _to_numpy(visible_masks, "visible masks")
+        if array.ndim == 3 and array.shape[1:] == (height, width):
+            masks = [(i, as_mask(m, f"visible mask {i}")) for i, m in enumerate(array)]
+        elif array.ndim == 2 and np.issubdtype(array.dtype, np.integer) and not (
+            np.isin(array, (0, 1)).all() or np.isin(array, (0, 255)).all()
+        ):
+            labels = [int(v) for v in np.unique(array) if v != 0]
+            masks = [(label, array == label) for label in labels]
+        else:
+            masks = [(0, as_mask(visible_masks, "visible mask 0"))]
+    for label, mask in masks:
+        if mask.shape != (height, width):
+            raise ValueError(f"visible mask {label} is {mask.shape[0]}x{mask.shape[1]} but the image is {height}x{width}")
+    return masks
+
+
+# ---- files ----------------------------------------------------------------------------------------------------------
+
+
+def open_image(path: str | os.PathLike) -> PIL.Image.Image:
+    """Open and fully read an image file, with clear errors for missing, unreadable, huge or non-8-bit files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
+            with PIL.Image.open(path) as image:
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    raise ValueError(
+                        f"{path} is {image.width}x{image.height}: larger than the {MAX_IMAGE_PIXELS} pixels p2g3d reads; "
+                        "downscale it first"
+                    )
+                image.load()
+                loaded = image.copy()
+    except (PIL.UnidentifiedImageError, OSError, PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as error:
+        raise ValueError(f"{path} is not a readable image file ({error.__class__.__name__})") from error
+    if loaded.mode not in EIGHT_BIT_MODES:
+        raise ValueError(
+            f"{path} has pixel mode {loaded.mode!r}; only 8-bit images are supported (convert 16-bit or float "
+            "images to 8 bits per channel first)"
+        )
+    return loaded
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an 8-bit image as ``(H, W, 3)`` uint8 RGB (alpha composited onto white, gray replicated)."""
+    return as_image(open_image(path), str(path))
+
+
+def load_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a mask image as ``(H, W)`` bool by the mask rule (module docstring)."""
+    return as_mask(open_image(path), str(path))
+
+
+def load_cutout(image_path: str | os.PathLike, mask_path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """An RGBA cut-out file, or an image file with a mask file -> ``(rgb, mask)`` (see :func:`as_cutout`)."""
+    if mask_path is not None:
+        return as_cutout((load_image(image_path), load_mask(mask_path)), str(image_path))
+    return as_cutout(open_image(image_path), str(image_path))
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
@@ -98,6 +267,9 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -107,8 +279,6 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
 
 def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write a uint8 ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` array (or bool mask, as 0/255) as PNG atomically."""
-    import io
-
     if image.dtype == np.bool_:
         image = image.astype(np.uint8) * 255
     buffer = io.BytesIO()
@@ -117,5 +287,5 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
 
 
 def save_json(path: str | os.PathLike, payload: dict) -> Path:
-    """Write ``payload`` as indented JSON atomically."""
-    return write_atomic(path, (json.dumps(payload, indent=2) + "\n").encode())
+    """Write ``payload`` as indented JSON atomically (NaN and infinity are refused: they are not JSON)."""
+    return write_atomic(path, (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode())

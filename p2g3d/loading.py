@@ -8,14 +8,21 @@ import os
 import re
 from pathlib import Path
 
+from typing import TypeVar
+
 import torch
 
-from .pipelines.pix2gestalt import Pix2GestaltPipeline
+PipelineT = TypeVar("PipelineT")
 
 DEFAULT_MODEL_NOTE = (
     "using the embedded demonstration model: a small pix2gestalt-style model trained from scratch on the "
     "project's synthetic objects; real images need the official weights (see `p2g3d convert`)"
 )
+# model_index.json class names each pipeline loads (the community Zero-1-to-3 layout has its own).
+COMPATIBLE_CLASSES = {
+    "Pix2GestaltPipeline": ("Pix2GestaltPipeline",),
+    "Zero123Pipeline": ("Zero123Pipeline", "Zero1to3StableDiffusionPipeline"),
+}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 logger = logging.getLogger(__name__)
@@ -25,9 +32,10 @@ class ModelFolderError(ValueError):
     """A model folder is missing, incomplete or half-written."""
 
 
-def validate_model_folder(path: str | os.PathLike) -> Path:
-    """Check that ``path`` is a complete diffusers folder: model_index.json, each component's config and readable
-    weights (safetensors headers are checked, which catches truncated files)."""
+def validate_model_folder(path: str | os.PathLike, pipeline_class_name: str | None = None) -> Path:
+    """Check that ``path`` is a complete diffusers folder: model_index.json (naming ``pipeline_class_name`` when
+    given), each component's config and readable weights (safetensors headers are checked, which catches
+    truncated files)."""
     from safetensors import safe_open
 
     folder = Path(path)
@@ -40,6 +48,9 @@ def validate_model_folder(path: str | os.PathLike) -> Path:
         index = json.loads(index_path.read_text())
     except json.JSONDecodeError as error:
         raise ModelFolderError(f"{index_path} is not valid JSON ({error.msg}): the folder looks half-written") from error
+    found_class = index.get("_class_name")
+    if pipeline_class_name is not None and found_class not in COMPATIBLE_CLASSES.get(pipeline_class_name, ()):
+        raise ModelFolderError(f"{folder} holds a {found_class} model, but a {pipeline_class_name} model is needed here")
     components = {name: spec for name, spec in index.items() if not name.startswith("_")}
     for name, spec in components.items():
         sub = folder / name
@@ -72,16 +83,21 @@ def default_model_path() -> Path:
 
 
 def load_pipeline(
-    path_or_hub_id: str | os.PathLike | None, device: torch.device, dtype: torch.dtype
-) -> Pix2GestaltPipeline:
-    """Load a converted pix2gestalt folder (validated first), a hub id, or with ``None`` the embedded
-    demonstration model, on ``device`` in ``dtype``."""
-    if path_or_hub_id is None:
-        logger.info(DEFAULT_MODEL_NOTE)
-        path_or_hub_id = default_model_path()
+    pipeline_class: type[PipelineT], path_or_hub_id: str | os.PathLike, device: torch.device, dtype: torch.dtype
+) -> PipelineT:
+    """Load a converted folder (validated first, and checked to hold a ``pipeline_class`` model) or a hub id, on
+    ``device`` in ``dtype``, with the progress bar of each call cleared when it ends."""
     text = str(path_or_hub_id)
     if Path(text).exists() or not _HUB_ID.match(text):
-        validate_model_folder(text)
-    pipeline = Pix2GestaltPipeline.from_pretrained(text, dtype=dtype)
+        validate_model_folder(text, pipeline_class.__name__)
+        pipeline = pipeline_class.from_pretrained(text, dtype=dtype)
+    else:
+        try:
+            pipeline = pipeline_class.from_pretrained(text, dtype=dtype)
+        except OSError as error:  # huggingface_hub's offline, missing-repository and HTTP errors are OSErrors
+            raise ModelFolderError(
+                f"{text!r} is neither a local model folder nor a hub repository that could be loaded "
+                f"({error.__class__.__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+            ) from error
     pipeline.set_progress_bar_config(leave=False)
     return pipeline.to(device)

@@ -39,3 +39,12 @@ def preview_sheet(image: np.ndarray, result: AmodalObject, height: int = PANEL_H
         sheet.paste(panel, (x, 0))
         x += panel.width + GAP
     return np.asarray(sheet)
+
+
+def mask_overlay(mask: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool mask over the true mask -> ``(H, W, 3)`` uint8 tile: the mask white, the true mask grey
+    underneath, black elsewhere."""
+    tile = np.zeros((*truth.shape, 3), np.uint8)
+    tile[truth] = 90
+    tile[mask] = 255
+    return tile

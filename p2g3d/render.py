@@ -14,7 +14,7 @@ import numpy as np
 import trimesh
 
 from .cameras import Camera
-from .geometry import as_tensor_mesh, as_trimesh, import_open3d
+from .meshes import as_tensor_mesh, as_trimesh, import_open3d
 
 DEFAULT_COLOR = (180, 180, 180)
 

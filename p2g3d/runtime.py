@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import torch
 
-DTYPE_NAMES = {
-    "fp32": torch.float32, "float32": torch.float32,
-    "fp16": torch.float16, "float16": torch.float16,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-}  # fmt: skip
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+"""The one dtype table: the names every command line and API accepts (also under torch's own names)."""
+_BY_NAME = {**DTYPES, **{str(dtype).removeprefix("torch."): dtype for dtype in DTYPES.values()}}
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -36,9 +34,9 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     if dtype is None:
         return torch.float16 if device.type == "cuda" else torch.float32
     if isinstance(dtype, torch.dtype):
-        if dtype not in DTYPE_NAMES.values():
+        if dtype not in DTYPES.values():
             raise ValueError(f"unsupported dtype {dtype}; expected float32, float16 or bfloat16")
         return dtype
-    if dtype not in DTYPE_NAMES:
-        raise ValueError(f"unknown dtype {dtype!r}; expected one of fp32, fp16, bf16")
-    return DTYPE_NAMES[dtype]
+    if dtype not in _BY_NAME:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
+    return _BY_NAME[dtype]

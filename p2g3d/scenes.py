@@ -22,7 +22,7 @@ import numpy as np
 import trimesh
 
 from .cameras import Camera, intrinsics_from_fov, orbit_cameras
-from .render import render
+from .render import RenderedView, render
 
 TARGET_KINDS = ("table", "mug", "lamp", "chair", "dumbbell", "snowman", "L-block", "arch")
 Part = tuple[Callable[[np.ndarray], np.ndarray], tuple[int, int, int]]
@@ -193,6 +193,36 @@ def make_occluder(rng: np.random.Generator, camera: Camera, distance: float, off
     return occluder
 
 
+def place_occluder(
+    rng: np.random.Generator,
+    target: trimesh.Trimesh,
+    cameras: Sequence[Camera],
+    occlusion_range: tuple[float, float],
+    *,
+    max_tries: int = 200,
+    touches: Callable[[trimesh.Trimesh], bool] | None = None,
+) -> tuple[trimesh.Trimesh, list[RenderedView], list[RenderedView]] | None:
+    """An occluder standing in front of ``target`` as seen from ``cameras[0]`` that hides a share in
+    ``occlusion_range`` of the target's silhouette in EVERY camera, never touching the target.
+
+    Returns ``(occluder, scene renders, target-alone renders)`` per camera, or None when ``max_tries`` random
+    placements all fail. ``touches`` is the target's :func:`contact_test` (built here when not given).
+    """
+    low, high = occlusion_range
+    touches = touches or contact_test(target)
+    alone = [render([target], camera) for camera in cameras]
+    for _ in range(max_tries):
+        offset = rng.uniform(-0.35, 0.35, size=2)
+        occluder = make_occluder(rng, cameras[0], rng.uniform(0.7, 1.0), offset)
+        if touches(occluder):
+            continue
+        scenes = [render([target, occluder], camera) for camera in cameras]
+        shares = [1.0 - s.mask(0).sum() / max(1, a.mask(0).sum()) for s, a in zip(scenes, alone)]
+        if all(low <= share <= high for share in shares):
+            return occluder, scenes, alone
+    return None
+
+
 # ---- scenes ---------------------------------------------------------------------------------------------------------
 
 
@@ -231,9 +261,9 @@ class OccludedScene:
     seed: int
 
 
-def _inside_test(target: trimesh.Trimesh) -> Callable[[trimesh.Trimesh], bool]:
+def contact_test(target: trimesh.Trimesh) -> Callable[[trimesh.Trimesh], bool]:
     """A test of whether a mesh touches the target: its vertices and surface samples against the target's solid."""
-    from .geometry import as_tensor_mesh, import_open3d
+    from .meshes import as_tensor_mesh, import_open3d
 
     o3d = import_open3d()
     scene = o3d.t.geometry.RaycastingScene()
@@ -281,22 +311,10 @@ def make_scene(
     target = make_target(rng, target_kind)
     K = intrinsics_from_fov(fov_deg, image_size, image_size)
     cameras = orbit_cameras(num_views, elevation_deg, radius, K, image_size, image_size)
-    alone = {v: render([target], cameras[v]).mask(0) for v in occluded_views}
-    anchor = cameras[occluded_views[0]]
-    inside_target = _inside_test(target)
-    for _ in range(max_tries):
-        offset = rng.uniform(-0.35, 0.35, size=2)
-        occluder = make_occluder(rng, anchor, rng.uniform(0.7, 1.0), offset)
-        if inside_target(occluder):
-            continue
-        shares = []
-        for v in occluded_views:
-            visible = render([target, occluder], cameras[v]).mask(0)
-            shares.append(1.0 - visible.sum() / max(1, alone[v].sum()))
-        if all(low <= share <= high for share in shares):
-            break
-    else:
+    placed = place_occluder(rng, target, [cameras[v] for v in occluded_views], occlusion_range, max_tries=max_tries)
+    if placed is None:
         raise ValueError(f"no occluder placement hid {occlusion_range} of the target in views {occluded_views} (seed {seed})")
+    occluder = placed[0]
 
     views = []
     for camera in cameras:

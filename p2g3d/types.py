@@ -1,10 +1,16 @@
-"""Result types. Arrays are numpy, in the ORIGINAL image frame (pixel (row, col) of the input image), read-only."""
+"""Result and input types: frozen dataclasses of numpy arrays (read-only), never tensors.
+
+:class:`AmodalObject` arrays are in the ORIGINAL image frame (pixel (row, col) of the input image);
+:class:`MaskedView` arrays are in the pixel frame of its camera (:mod:`p2g3d.cameras`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
 import numpy as np
+
+from .cameras import Camera
 
 
 @dataclass(frozen=True)
@@ -56,3 +62,25 @@ class AmodalObject:
         """Share of the amodal mask that is hidden, in [0, 1]."""
         area = int(self.amodal_mask.sum())
         return 0.0 if area == 0 else float(self.occluded_mask.sum() / area)
+
+
+@dataclass(frozen=True, eq=False)
+class MaskedView:
+    """One posed view of an object: what multi-view reconstruction backends take.
+
+    Attributes:
+        image: ``(H, W, 3)`` uint8 RGB.
+        mask: ``(H, W)`` bool, the object.
+        camera: the view's camera (p2g3d convention) for an ``W x H`` image.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    camera: Camera
+
+    def __post_init__(self):
+        if self.image.shape[:2] != self.mask.shape or self.mask.shape != (self.camera.height, self.camera.width):
+            raise ValueError(
+                f"image {self.image.shape[:2]}, mask {self.mask.shape} and camera "
+                f"({self.camera.height}, {self.camera.width}) must have the same size"
+            )

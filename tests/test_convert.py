@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import DiffusionPipeline
+import diffusers
 
-from p2g3d import Pix2GestaltPipeline
+from p2g3d import OfficialDDIMScheduler, Pix2GestaltPipeline
 from p2g3d.checkpoint import UnsafeCheckpointError, load_lightning_state_dict
 from conftest import REFERENCE_DIR
 from p2g3d.convert import ConversionError, build_components, convert_checkpoint, convert_state_dict
@@ -116,12 +116,15 @@ def test_official_checkpoint_loads_without_pytorch_lightning(p2g_reference):
     assert len(state_dict) == 802
 
 
-def test_converted_folder_loads_both_ways(converted_tiny):
+def test_converted_folder_loads_with_the_official_scheduler_and_leaves_diffusers_alone(converted_tiny):
     assert (converted_tiny / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     provenance = json.loads((converted_tiny / "conversion.json").read_text())
     assert provenance["unet_weights"] == "ema"
-    generic = DiffusionPipeline.from_pretrained(converted_tiny)
-    assert isinstance(generic, Pix2GestaltPipeline)
+    index = json.loads((converted_tiny / "model_index.json").read_text())
+    assert index["scheduler"] == ["p2g3d.pipelines.official_ddim", "OfficialDDIMScheduler"]
+    loaded = Pix2GestaltPipeline.from_pretrained(converted_tiny)
+    assert isinstance(loaded.scheduler, OfficialDDIMScheduler)
+    assert not hasattr(diffusers, "Pix2GestaltPipeline") and not hasattr(diffusers, "Zero123Pipeline")
 
 
 def test_fp16_conversion_and_overwrite_guard(p2g_reference, converted_tiny, tmp_path):

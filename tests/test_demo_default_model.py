@@ -53,8 +53,8 @@ def test_cli_complete_uses_the_embedded_model_without_model(tmp_path):
 
 
 def test_embedded_model_beats_the_baselines_on_held_out_synthetic_objects(tmp_path):
-    from p2g3d.amodal_eval import evaluate_amodal, examples_from_folder
-    from p2g3d.data import write_synthetic_dataset
+    from p2g3d.training.evaluation import evaluate_amodal, examples_from_folder
+    from p2g3d.training.data import write_synthetic_dataset
 
     folder = write_synthetic_dataset(tmp_path / "heldout", count=8, seed=1000, image_size=64)
     completer = AmodalCompleter.from_pretrained(device="cpu", num_samples=3, num_inference_steps=20)

@@ -11,8 +11,9 @@ import trimesh
 pytest.importorskip("open3d", reason="the 3D extra is not installed")
 
 from p2g3d.cli import main  # noqa: E402
-from p2g3d.export import export_mesh  # noqa: E402
-from p2g3d.integrations.base import MaskedView, save_views  # noqa: E402
+from p2g3d.meshes import export_mesh  # noqa: E402
+from p2g3d.integrations.base import save_views
+from p2g3d.types import MaskedView  # noqa: E402
 from p2g3d.scenes import make_scene  # noqa: E402
 
 

@@ -16,7 +16,7 @@ pytest.importorskip("open3d", reason="the 3D extra is not installed")
 from conftest import require_extra  # noqa: E402
 
 from p2g3d.cameras import to_opengl  # noqa: E402
-from p2g3d.integrations.base import MaskedView  # noqa: E402
+from p2g3d.types import MaskedView  # noqa: E402
 from p2g3d.integrations.nerfstudio import NerfstudioReconstructor, write_nerfstudio_dataset  # noqa: E402
 from p2g3d.render import render  # noqa: E402
 from p2g3d.scenes import make_scene  # noqa: E402
@@ -68,7 +68,7 @@ def test_nerfstudio_dataset_follows_the_schema(amodal_views, tmp_path):
             assert key in frame
         assert (path.parent / frame["file_path"]).is_file() and (path.parent / frame["mask_path"]).is_file()
         np.testing.assert_allclose(frame["transform_matrix"], to_opengl(view.camera))
-    command = NerfstudioReconstructor(max_iterations=10, device="cpu").commands(tmp_path / "dataset", tmp_path / "runs")
+    command = NerfstudioReconstructor(iterations=10, device="cpu").commands(tmp_path / "dataset", tmp_path / "runs")
     assert command[:2] == ["ns-train", "nerfacto"] and "--orientation-method" in command
 
 

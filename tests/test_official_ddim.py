@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from p2g3d.pipelines.official_ddim import official_ddim_scheduler, official_ddim_timesteps, set_official_timesteps
+from diffusers import DDIMScheduler
+
+from p2g3d.pipelines.official_ddim import (
+    OFFICIAL_SCHEDULER_CONFIG,
+    OfficialDDIMScheduler,
+    official_ddim_scheduler,
+    official_ddim_timesteps,
+)
 
 
 def test_known_lists():
@@ -30,14 +37,26 @@ def test_type_checked():
 @pytest.mark.parametrize("steps", [10, 50, 200])
 def test_stock_ddim_minus_first_step_when_divisible(steps):
     """With 1000 % S == 0 the official list is diffusers' "leading" + offset 1 list without its first entry."""
-    scheduler = official_ddim_scheduler()
-    scheduler.set_timesteps(steps)
-    assert scheduler.timesteps[1:].tolist() == official_ddim_timesteps(steps)
+    stock = DDIMScheduler(**OFFICIAL_SCHEDULER_CONFIG)
+    stock.set_timesteps(steps)
+    official = official_ddim_scheduler()
+    official.set_timesteps(steps)
+    assert stock.timesteps[1:].tolist() == official_ddim_timesteps(steps) == official.timesteps.tolist()
+
+
+def test_official_scheduler_round_trips_through_config():
+    """Opting in and out of the official schedule is a config round trip, as for any diffusers scheduler."""
+    official = OfficialDDIMScheduler.from_config(DDIMScheduler(**OFFICIAL_SCHEDULER_CONFIG).config)
+    official.set_timesteps(10)
+    assert official.timesteps.tolist() == official_ddim_timesteps(10)
+    stock = DDIMScheduler.from_config(official.config)
+    stock.set_timesteps(10)
+    assert stock.timesteps.tolist() == [901, 801, 701, 601, 501, 401, 301, 201, 101, 1]
 
 
 def test_step_uses_official_previous_alpha():
     scheduler = official_ddim_scheduler()
-    set_official_timesteps(scheduler, 10)
+    scheduler.set_timesteps(10)
     sample, eps = torch.randn(1, 4, 2, 2), torch.randn(1, 4, 2, 2)
     out = scheduler.step(eps, 1, sample, eta=0.0).prev_sample
     a_t, a_prev = scheduler.alphas_cumprod[1], scheduler.alphas_cumprod[0]

@@ -6,9 +6,9 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from diffusers import DDIMScheduler, DiffusionPipeline, EulerDiscreteScheduler
+from diffusers import DDIMScheduler, EulerDiscreteScheduler
 
-from p2g3d import Pix2GestaltPipeline
+from p2g3d import OfficialDDIMScheduler, Pix2GestaltPipeline
 from p2g3d.pipelines.official_ddim import official_ddim_timesteps
 
 SIZE = 32
@@ -108,15 +108,32 @@ def test_other_schedulers_swap_in(tiny_pipeline, scene):
         assert len(seen) == 4
     finally:
         tiny_pipeline.scheduler = original
-    assert isinstance(tiny_pipeline.scheduler, DDIMScheduler)
+    assert isinstance(tiny_pipeline.scheduler, OfficialDDIMScheduler)
+
+
+def test_a_user_configured_ddim_scheduler_keeps_its_timesteps(tiny_pipeline, scene):
+    """A stock DDIMScheduler the user swaps in runs its own timesteps; the official list is opt-in again."""
+    image, mask = scene
+    original = tiny_pipeline.scheduler
+    record = lambda seen: lambda p, i, t, kw: seen.append(int(t)) or kw  # noqa: E731
+    try:
+        tiny_pipeline.scheduler = DDIMScheduler.from_config(original.config, timestep_spacing="trailing")
+        trailing = []
+        run(tiny_pipeline, image, mask, num_inference_steps=5, callback_on_step_end=record(trailing))
+        assert trailing == [999, 799, 599, 399, 199]
+        tiny_pipeline.scheduler = OfficialDDIMScheduler.from_config(tiny_pipeline.scheduler.config)
+        official = []
+        run(tiny_pipeline, image, mask, num_inference_steps=5, callback_on_step_end=record(official))
+        assert official == official_ddim_timesteps(5)
+    finally:
+        tiny_pipeline.scheduler = original
 
 
 def test_save_and_load_roundtrip(tiny_pipeline, tiny_model_dir, scene):
     image, mask = scene
-    for loader in (Pix2GestaltPipeline, DiffusionPipeline):
-        loaded = loader.from_pretrained(tiny_model_dir)
-        loaded.set_progress_bar_config(disable=True)
-        torch.testing.assert_close(run(loaded, image, mask, output_type="latent"), run(tiny_pipeline, image, mask, output_type="latent"))
+    loaded = Pix2GestaltPipeline.from_pretrained(tiny_model_dir)
+    loaded.set_progress_bar_config(disable=True)
+    torch.testing.assert_close(run(loaded, image, mask, output_type="latent"), run(tiny_pipeline, image, mask, output_type="latent"))
 
 
 def test_inputs_are_resized_to_the_working_size(tiny_pipeline):

@@ -9,7 +9,8 @@ import trimesh
 pytest.importorskip("open3d", reason="the 3D extra is not installed")
 
 from p2g3d.cameras import intrinsics_from_fov, orbit_camera  # noqa: E402
-from p2g3d.integrations.base import MaskedView, load_views, save_views  # noqa: E402
+from p2g3d.integrations.base import load_views, save_views
+from p2g3d.types import MaskedView  # noqa: E402
 from p2g3d.integrations.carving import VisualHullReconstructor  # noqa: E402
 from p2g3d.metrics import evaluate  # noqa: E402
 from p2g3d.render import pixel_rays, render  # noqa: E402

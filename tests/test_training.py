@@ -11,11 +11,11 @@ import torch
 pytest.importorskip("open3d", reason="the 3D extra is not installed")
 
 from p2g3d import Pix2GestaltPipeline  # noqa: E402
-from p2g3d.amodal_eval import convex_hull, evaluate_amodal, examples_from_cocoa, examples_from_folder  # noqa: E402
+from p2g3d.training.evaluation import convex_hull, evaluate_amodal, examples_from_cocoa, examples_from_folder  # noqa: E402
 from p2g3d.cli import main  # noqa: E402
 from p2g3d.completer import AmodalCompleter  # noqa: E402
-from p2g3d.data import FOLDERS, GestaltDataset, synthetic_samples, write_dataset  # noqa: E402
-from p2g3d.training import TrainConfig, dropout_masks, train  # noqa: E402
+from p2g3d.training.data import FOLDERS, GestaltDataset, synthetic_samples, write_dataset  # noqa: E402
+from p2g3d.training.trainer import TrainConfig, dropout_masks, train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +127,8 @@ def test_cli_make_data_train_and_eval(tmp_path, capsys):
 
 
 def test_latent_scale_calibration_and_mode_targets(dataset_dir, tmp_path):
-    from p2g3d.data import GestaltDataset
-    from p2g3d.training import encode_dataset, load_start
+    from p2g3d.training.data import GestaltDataset
+    from p2g3d.training.trainer import encode_dataset, load_start
 
     config = _config(dataset_dir, tmp_path / "calibrated", steps=1, calibrate_latent_scale=True, target_latent="mode")
     model = Pix2GestaltPipeline.from_pretrained(train(config))

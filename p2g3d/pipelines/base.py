@@ -1,4 +1,5 @@
-"""What pix2gestalt and Zero-1-to-3 share: the official conditioning parts, guidance, DDIM loop and decoding.
+"""What pix2gestalt and Zero-1-to-3 share: the official conditioning parts, guidance, the sampling-loop helpers and
+decoding.
 
 Both models are image-conditioned SD-1.x latent diffusion: a CLIP image embedding (projected by ``cc_projection``)
 as the single cross-attention token, VAE posterior means of the conditioning image(s) concatenated to z_t, CFG with
@@ -8,18 +9,17 @@ zeros after the projection and zero concat latents, the official DDIM schedule, 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import DDIMScheduler, DiffusionPipeline
+from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from .image_processing import clip_pixel_values, to_uint8
-from .official_ddim import set_official_timesteps
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
@@ -34,7 +34,8 @@ class ImagePipelineOutput(BaseOutput):
 
 class ImageConditionedPipeline(DiffusionPipeline):
     """Base of the pix2gestalt-family pipelines (components ``vae``, ``image_encoder``, ``unet``,
-    ``cc_projection``, ``scheduler``). Subclasses build the context and concat latents and call :meth:`_sample`."""
+    ``cc_projection``, ``scheduler``). Subclasses build the context and concat latents and run their own loop with
+    the helpers below."""
 
     _callback_tensor_inputs = ["latents", "pred_original_sample"]
 
@@ -122,13 +123,21 @@ class ImageConditionedPipeline(DiffusionPipeline):
         decoded = self.vae.decode(self.denormalize_latents(latents.float()).to(self.vae.dtype)).sample
         return ((decoded.float() + 1.0) / 2.0).clamp(0.0, 1.0)
 
-    # ---- sampling -----------------------------------------------------------------------------------------------
+    # ---- helpers of the sampling loops (each pipeline's ``__call__`` holds its own numbered loop) -----------------
 
-    def _check_call_arguments(self, output_type, num_images_per_prompt, tensor_inputs, height, width) -> tuple[int, int]:
+    def check_inputs(
+        self, output_type, num_images_per_prompt, tensor_inputs, height, width, guidance_scale, eta
+    ) -> tuple[int, int]:
+        """Validate the call arguments shared by the pipelines; return the working ``(height, width)``."""
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
+        if isinstance(num_images_per_prompt, bool) or not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
             raise ValueError(f"num_images_per_prompt must be a positive int, got {num_images_per_prompt!r}")
+        for name, value in (("guidance_scale", guidance_scale), ("eta", eta)):
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if eta < 0:
+            raise ValueError(f"eta must be >= 0 (0 deterministic DDIM, 1 official), got {eta}")
         unknown = set(tensor_inputs) - set(self._callback_tensor_inputs)
         if unknown:
             raise ValueError(f"callback tensors must be among {self._callback_tensor_inputs}, got {sorted(unknown)}")
@@ -137,71 +146,43 @@ class ImageConditionedPipeline(DiffusionPipeline):
             raise ValueError(f"height and width must be multiples of {self.vae_scale_factor}, got {height}x{width}")
         return height, width
 
-    def _set_timesteps(self, num_inference_steps: int, device: torch.device) -> torch.Tensor:
-        if isinstance(self.scheduler, DDIMScheduler):
-            return set_official_timesteps(self.scheduler, num_inference_steps, device=device)
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        return self.scheduler.timesteps
-
-    def _step_kwargs(self, generator, eta: float) -> dict:
-        parameters = set(inspect.signature(self.scheduler.step).parameters)
-        kwargs = {}
-        if "eta" in parameters:
-            kwargs["eta"] = eta
-        if "generator" in parameters:
-            kwargs["generator"] = generator
-        return kwargs
-
-    def _sample(
-        self,
-        context: torch.Tensor,
-        concat_latents: torch.Tensor,
-        *,
-        height: int,
-        width: int,
-        num_inference_steps: int,
-        guidance_scale: float,
-        eta: float,
-        generator,
-        latents: torch.Tensor | None,
-        output_type: str,
-        return_dict: bool,
-        callback_on_step_end: Callable | None,
-        tensor_inputs: list[str],
-    ):
-        """Steps 3-5 shared by the pipelines: starting noise, denoising loop, decoding."""
-        device = self._execution_device
-        batch_size = context.shape[0]
-        latent_shape = (batch_size, self.unet.config.out_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
+    def prepare_latents(self, batch_size: int, height: int, width: int, generator, latents, device) -> torch.Tensor:
+        """Starting noise ``(B, 4, h, w)`` float32: ``latents`` if given (shape checked), else drawn from
+        ``generator``; scaled by the scheduler's ``init_noise_sigma``."""
+        shape = (batch_size, self.unet.config.out_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
         if latents is None:
-            latents = randn_tensor(latent_shape, generator=generator, device=device, dtype=torch.float32)
-        elif tuple(latents.shape) != latent_shape:
-            raise ValueError(f"latents must have shape {latent_shape}, got {tuple(latents.shape)}")
-        latents = latents.to(device, torch.float32) * self.scheduler.init_noise_sigma
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+        elif tuple(latents.shape) != shape:
+            raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+        return latents.to(device, torch.float32) * self.scheduler.init_noise_sigma
 
-        timesteps = self._set_timesteps(num_inference_steps, device)
-        step_kwargs = self._step_kwargs(generator, eta)
-        with self.progress_bar(total=len(timesteps)) as progress:
-            for step_index, t in enumerate(timesteps):
-                model_input = self.scheduler.scale_model_input(latents, t)
-                eps = self.predict_noise(model_input, t, context, concat_latents, guidance_scale).float()
-                step = self.scheduler.step(eps, t, latents, **step_kwargs, return_dict=True)
-                latents = step.prev_sample
-                if callback_on_step_end is not None:
-                    available = {"latents": latents, "pred_original_sample": getattr(step, "pred_original_sample", None)}
-                    returned = callback_on_step_end(self, step_index, t, {k: available[k] for k in tensor_inputs})
-                    latents = (returned or {}).get("latents", latents)
-                progress.update()
+    def prepare_step_kwargs(self, generator, eta: float) -> dict:
+        """``eta`` and ``generator`` for ``scheduler.step``, where the scheduler takes them."""
+        parameters = set(inspect.signature(self.scheduler.step).parameters)
+        return {key: value for key, value in (("eta", eta), ("generator", generator)) if key in parameters}
 
+    def denoise(self, latents, t, context, concat_latents, guidance_scale: float, step_kwargs: dict):
+        """One scheduler step from ``latents`` at ``t`` with the guided eps; returns the scheduler's output."""
+        model_input = self.scheduler.scale_model_input(latents, t)
+        eps = self.predict_noise(model_input, t, context, concat_latents, guidance_scale).float()
+        return self.scheduler.step(eps, t, latents, **step_kwargs, return_dict=True)
+
+    def step_callback(self, callback, step_index: int, t, step, tensor_inputs: list[str]) -> torch.Tensor:
+        """Call a diffusers-style ``callback_on_step_end``; returns the latents to continue from."""
+        latents = step.prev_sample
+        if callback is None:
+            return latents
+        available = {"latents": latents, "pred_original_sample": getattr(step, "pred_original_sample", None)}
+        returned = callback(self, step_index, t, {name: available[name] for name in tensor_inputs})
+        return (returned or {}).get("latents", latents)
+
+    def postprocess(self, latents: torch.Tensor, output_type: str):
+        """Final latents -> the requested output type (see :class:`ImagePipelineOutput`)."""
         if output_type == "latent":
-            images = latents
-        else:
-            images = self.decode_latents(latents)
-            if output_type == "np":
-                images = images.cpu().permute(0, 2, 3, 1).numpy()
-            elif output_type == "pil":
-                images = [PIL.Image.fromarray(array) for array in to_uint8(images)]
-        self.maybe_free_model_hooks()
-        if not return_dict:
-            return (images,)
-        return ImagePipelineOutput(images=images)
+            return latents
+        images = self.decode_latents(latents)
+        if output_type == "np":
+            return images.cpu().permute(0, 2, 3, 1).numpy()
+        if output_type == "pil":
+            return [PIL.Image.fromarray(array) for array in to_uint8(images)]
+        return images

@@ -1,7 +1,7 @@
 """Tensor-level input conversion and the official preprocessing of the pix2gestalt family.
 
 Conventions: images are RGB; tensors are NCHW. Pipeline inputs are in [0, 1] (tensors / float arrays) or uint8;
-model-space images are in [-1, 1]; masks are binary with 1 (or 255, or True) marking the object.
+model-space images are in [-1, 1]; masks follow the project's one mask rule (:mod:`p2g3d.io`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 
+from ..io import as_image, as_masks
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 CLIP_SIZE = 224
@@ -20,27 +22,17 @@ CLIP_SIZE = 224
 ImageInput = PIL.Image.Image | np.ndarray | torch.Tensor | Sequence[PIL.Image.Image]
 
 
-def _pil_to_array(image: PIL.Image.Image, mode: str) -> np.ndarray:
-    """PIL -> uint8 array in ``mode``; images with transparency are composited onto white first."""
-    if mode == "RGB" and (image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info):
-        white = PIL.Image.new("RGBA", image.size, (255, 255, 255, 255))
-        return np.asarray(PIL.Image.alpha_composite(white, image.convert("RGBA")).convert("RGB"))
-    return np.asarray(image.convert(mode))
-
-
-def _batch_from_pil(images: Sequence[PIL.Image.Image], mode: str) -> torch.Tensor:
-    arrays = [_pil_to_array(image, mode) for image in images]
+def _batch_from_pil(images: Sequence[PIL.Image.Image]) -> torch.Tensor:
+    """PIL images -> ``(B, 3, H, W)`` float32 in [0, 1] (transparency composited onto white by :func:`as_image`)."""
+    arrays = [as_image(image) for image in images]
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
         raise ValueError(f"all images of a batch must have the same size, got shapes {sorted(shapes)}")
-    stacked = np.stack(arrays)
-    if mode == "L":
-        stacked = stacked[..., None]
-    return torch.from_numpy(stacked).permute(0, 3, 1, 2).contiguous().float() / 255.0
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous().float() / 255.0
 
 
-def _to_unit_batch(value: ImageInput, *, name: str, channels: int) -> torch.Tensor:
-    """Any accepted input -> contiguous ``(B, channels, H, W)`` float32 in [0, 1] (masks: ``channels=1``).
+def _to_unit_batch(value: ImageInput) -> torch.Tensor:
+    """Any accepted image input -> contiguous ``(B, 3, H, W)`` float32 in [0, 1].
 
     Contiguity matters: a channels-last input sends CPU convolutions down another kernel, which moves the VAE
     latents by ~1e-4 against the official outputs.
@@ -48,45 +40,28 @@ def _to_unit_batch(value: ImageInput, *, name: str, channels: int) -> torch.Tens
     if isinstance(value, PIL.Image.Image):
         value = [value]
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, PIL.Image.Image) for v in value):
-        return _batch_from_pil(value, "RGB" if channels == 3 else "L")
+        return _batch_from_pil(value)
     if isinstance(value, np.ndarray):
-        array = value
-        if array.dtype == np.bool_:
-            array = array.astype(np.float32)
-        elif array.dtype == np.uint8:
-            array = array.astype(np.float32) / 255.0
-        elif np.issubdtype(array.dtype, np.floating):
-            array = array.astype(np.float32)
-        elif np.issubdtype(array.dtype, np.integer) and channels == 1:
-            array = (array > 0).astype(np.float32)
+        if value.dtype == np.uint8:
+            array = value.astype(np.float32) / 255.0
+        elif np.issubdtype(value.dtype, np.floating):
+            array = value.astype(np.float32)
         else:
-            raise TypeError(f"{name}: expected a uint8, bool or float array, got dtype {array.dtype}")
+            raise TypeError(f"image: expected a uint8 or float array, got dtype {value.dtype}")
         tensor = torch.from_numpy(np.ascontiguousarray(array))
-        if channels == 3:  # numpy images are channels-last: (H, W, 3) or (B, H, W, 3)
-            if tensor.ndim == 3:
-                tensor = tensor[None]
-            if tensor.ndim != 4 or tensor.shape[-1] != 3:
-                raise ValueError(f"{name}: expected an (H, W, 3) or (B, H, W, 3) array, got shape {tuple(array.shape)}")
-            return tensor.permute(0, 3, 1, 2).contiguous()
-        value = tensor  # masks: (H, W) or (B, H, W), handled like tensors below
+        if tensor.ndim == 3:  # numpy images are channels-last: (H, W, 3) or (B, H, W, 3)
+            tensor = tensor[None]
+        if tensor.ndim != 4 or tensor.shape[-1] != 3:
+            raise ValueError(f"image: expected an (H, W, 3) or (B, H, W, 3) array, got shape {tuple(value.shape)}")
+        return tensor.permute(0, 3, 1, 2).contiguous()
     if isinstance(value, torch.Tensor):
-        tensor = value.detach().to("cpu", torch.float32) if value.dtype != torch.bool else value.float().cpu()
-        if channels == 1:
-            if tensor.ndim == 2:
-                tensor = tensor[None, None]
-            elif tensor.ndim == 3:
-                tensor = tensor[:, None]
-            if tensor.ndim != 4 or tensor.shape[1] != 1:
-                raise ValueError(
-                    f"{name}: expected a (H, W), (B, H, W) or (B, 1, H, W) mask, got shape {tuple(value.shape)}"
-                )
-            return tensor.contiguous()
+        tensor = value.detach().to("cpu", torch.float32)
         if tensor.ndim == 3:
             tensor = tensor[None]
         if tensor.ndim != 4 or tensor.shape[1] != 3:
-            raise ValueError(f"{name}: expected a (3, H, W) or (B, 3, H, W) tensor, got shape {tuple(value.shape)}")
+            raise ValueError(f"image: expected a (3, H, W) or (B, 3, H, W) tensor, got shape {tuple(value.shape)}")
         return tensor.contiguous()
-    raise TypeError(f"{name}: expected a PIL image, a numpy array or a torch tensor, got {type(value).__name__}")
+    raise TypeError(f"image: expected a PIL image, a numpy array or a torch tensor, got {type(value).__name__}")
 
 
 def _resize(batch: torch.Tensor, height: int, width: int, *, mode: str) -> torch.Tensor:
@@ -103,10 +78,10 @@ def preprocess_image(image: ImageInput, height: int, width: int) -> torch.Tensor
     Accepts PIL images (any mode; transparency is composited onto white), ``(H, W, 3)`` / ``(B, H, W, 3)`` uint8 or [0, 1] float arrays,
     and ``(3, H, W)`` / ``(B, 3, H, W)`` tensors in [0, 1]. Other sizes are resized (bilinear, antialiased).
     """
-    batch = _to_unit_batch(image, name="image", channels=3)
-    if batch.min() < 0.0 or batch.max() > 1.0:
+    batch = _to_unit_batch(image)
+    if not torch.isfinite(batch).all() or batch.min() < 0.0 or batch.max() > 1.0:
         raise ValueError(
-            f"image: float values must lie in [0, 1], got range [{batch.min().item():.3g}, {batch.max().item():.3g}]"
+            f"image: float values must be finite and lie in [0, 1], got range [{batch.min().item():.3g}, {batch.max().item():.3g}]"
         )
     return _resize(batch, height, width, mode="bilinear") * 2.0 - 1.0
 
@@ -114,11 +89,15 @@ def preprocess_image(image: ImageInput, height: int, width: int) -> torch.Tensor
 def preprocess_mask(mask: ImageInput, height: int, width: int) -> torch.Tensor:
     """Visible mask(s) -> ``(B, 3, height, width)`` float32 with values exactly -1 (background) / +1 (object).
 
-    The official code copies the 0/255 mask into three channels and maps it like an image. Values above 0.5 (of
-    the [0, 1] range; 127 for uint8) are object. Other sizes are resized with nearest-neighbour sampling.
+    The official code copies the 0/255 mask into three channels and maps it like an image. Masks follow the
+    project's mask rule (:mod:`p2g3d.io`): PIL, ``(H, W)`` / ``(B, H, W)`` / ``(B, 1, H, W)`` arrays or tensors
+    holding bool, 0/1 or 0/255. Other sizes are resized with nearest-neighbour sampling.
     """
-    batch = _to_unit_batch(mask, name="visible_mask", channels=1)
-    binary = (_resize(batch, height, width, mode="nearest") > 0.5).float()
+    masks = torch.from_numpy(as_masks(mask, "visible_mask").astype(np.float32))
+    batch = masks[None, None] if masks.ndim == 2 else masks[:, None] if masks.ndim == 3 else masks
+    if batch.ndim != 4 or batch.shape[1] != 1:
+        raise ValueError(f"visible_mask: expected (H, W), (B, H, W) or (B, 1, H, W) masks, got shape {tuple(masks.shape)}")
+    binary = (_resize(batch.contiguous(), height, width, mode="nearest") > 0.5).float()
     return (binary * 2.0 - 1.0).expand(-1, 3, -1, -1).contiguous()
 
 

@@ -9,14 +9,17 @@ change the output:
 * each step goes from ``t`` to ``t - c``; the last step (t=1) uses ``alphas_cumprod[0]``, not 1.0, as alpha_prev;
 * scaled-linear betas 0.00085..0.012, no sample clipping, epsilon prediction.
 
-A ``DDIMScheduler`` built by :func:`official_ddim_scheduler` steps exactly like that once its timesteps are set by
-:func:`set_official_timesteps` (its ``step`` goes to ``t - 1000 // num_inference_steps``).
+:class:`OfficialDDIMScheduler` is a ``DDIMScheduler`` whose ``set_timesteps`` sets that list; its ``step`` (the
+stock one) then goes from ``t`` to ``t - 1000 // num_inference_steps`` exactly as the official loop. Converted
+folders and :func:`official_ddim_scheduler` use it. A stock ``DDIMScheduler`` (or any other scheduler) swapped in
+by the user keeps its own timesteps.
 """
 
 from __future__ import annotations
 
 import torch
 from diffusers import DDIMScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin  # noqa: F401  (lets diffusers load this module's scheduler)
 
 NUM_TRAIN_TIMESTEPS = 1000
 
@@ -33,9 +36,22 @@ OFFICIAL_SCHEDULER_CONFIG = {
 }
 
 
-def official_ddim_scheduler() -> DDIMScheduler:
-    """A ``DDIMScheduler`` with the official noise schedule and step rule."""
-    return DDIMScheduler(**OFFICIAL_SCHEDULER_CONFIG)
+class OfficialDDIMScheduler(DDIMScheduler):
+    """``DDIMScheduler`` that visits the official sampler's timesteps (:func:`official_ddim_timesteps`).
+
+    Everything else (noise schedule, ``step``) is the stock scheduler's; build it with the official config
+    (:func:`official_ddim_scheduler`) or ``OfficialDDIMScheduler.from_config(pipe.scheduler.config)``.
+    """
+
+    def set_timesteps(self, num_inference_steps: int, device: torch.device | str | None = None) -> None:
+        timesteps = official_ddim_timesteps(num_inference_steps, self.config.num_train_timesteps)
+        super().set_timesteps(num_inference_steps, device=device)
+        self.timesteps = torch.tensor(timesteps, dtype=torch.long, device=device)
+
+
+def official_ddim_scheduler() -> OfficialDDIMScheduler:
+    """An :class:`OfficialDDIMScheduler` with the official noise schedule and step rule."""
+    return OfficialDDIMScheduler(**OFFICIAL_SCHEDULER_CONFIG)
 
 
 def official_ddim_timesteps(num_inference_steps: int, num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> list[int]:
@@ -54,13 +70,3 @@ def official_ddim_timesteps(num_inference_steps: int, num_train_timesteps: int =
     stride = num_train_timesteps // num_inference_steps
     uniform = [t + 1 for t in range(0, num_train_timesteps, stride)]
     return uniform[:-1][::-1]
-
-
-def set_official_timesteps(
-    scheduler: DDIMScheduler, num_inference_steps: int, device: torch.device | str | None = None
-) -> torch.Tensor:
-    """Set ``scheduler`` to visit the official timestep list; return that list as a tensor."""
-    timesteps = official_ddim_timesteps(num_inference_steps, scheduler.config.num_train_timesteps)
-    scheduler.set_timesteps(num_inference_steps, device=device)
-    scheduler.timesteps = torch.tensor(timesteps, dtype=torch.long, device=device)
-    return scheduler.timesteps

@@ -10,8 +10,8 @@ sampling algorithm, step by step:
    MEAN, NOT multiplied by the VAE scaling factor.
 3. Classifier-free guidance whenever ``guidance_scale != 1``: unconditional = zero context (zero AFTER the
    projection) and zero concat latents; one batched UNet call ``[uncond; cond]``.
-4. DDIM with the official timestep list (see :mod:`p2g3d.pipelines.official_ddim`) when the scheduler is a
-   ``DDIMScheduler``; any other diffusers scheduler runs its own ``set_timesteps``.
+4. DDIM with the official timestep list: the default scheduler is an ``OfficialDDIMScheduler`` (see
+   :mod:`p2g3d.pipelines.official_ddim`); any other scheduler, a stock ``DDIMScheduler`` included, keeps its own.
 5. Decode ``latent * (1 / scaling_factor)`` (plus the VAE config's ``latents_mean`` where it has one: the
    from-scratch models of :mod:`p2g3d.training`), map to [0, 1] with ``clamp((x + 1) / 2, 0, 1)``.
 """
@@ -37,7 +37,7 @@ class Pix2GestaltPipeline(ImageConditionedPipeline):
 
     Components: ``vae`` (``AutoencoderKL``), ``image_encoder`` (``CLIPVisionModelWithProjection``), ``unet``
     (``UNet2DConditionModel`` with 12 input channels: ``[z_t, image latent, mask latent]``), ``cc_projection``
-    (:class:`CCProjection`) and ``scheduler`` (a ``DDIMScheduler`` reproduces the official sampler).
+    (:class:`CCProjection`) and ``scheduler`` (an ``OfficialDDIMScheduler`` reproduces the official sampler).
     """
 
     model_cpu_offload_seq = "image_encoder->cc_projection->vae->unet->vae"
@@ -107,7 +107,9 @@ class Pix2GestaltPipeline(ImageConditionedPipeline):
             callback_on_step_end_tensor_inputs: names of the tensors passed to the callback.
         """
         tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
-        height, width = self._check_call_arguments(output_type, num_images_per_prompt, tensor_inputs, height, width)
+        height, width = self.check_inputs(
+            output_type, num_images_per_prompt, tensor_inputs, height, width, guidance_scale, eta
+        )
         device = self._execution_device
 
         # 1. Inputs in model space.
@@ -122,9 +124,22 @@ class Pix2GestaltPipeline(ImageConditionedPipeline):
         context = self.encode_context(scene).repeat_interleave(num_images_per_prompt, dim=0)
         concat_latents = self.encode_concat_latents(scene, mask).repeat_interleave(num_images_per_prompt, dim=0)
 
-        # 3-5. Starting noise, official DDIM loop with guidance, decoding.
-        return self._sample(
-            context, concat_latents, height=height, width=width, num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale, eta=eta, generator=generator, latents=latents, output_type=output_type,
-            return_dict=return_dict, callback_on_step_end=callback_on_step_end, tensor_inputs=tensor_inputs,
-        )  # fmt: skip
+        # 3. Timesteps: the scheduler's own (the official list with the default OfficialDDIMScheduler).
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+
+        # 4. Starting noise x_T.
+        latents = self.prepare_latents(context.shape[0], height, width, generator, latents, device)
+
+        # 5. Denoising loop with classifier-free guidance.
+        step_kwargs = self.prepare_step_kwargs(generator, eta)
+        with self.progress_bar(total=len(timesteps)) as progress:
+            for step_index, t in enumerate(timesteps):
+                step = self.denoise(latents, t, context, concat_latents, guidance_scale, step_kwargs)
+                latents = self.step_callback(callback_on_step_end, step_index, t, step, tensor_inputs)
+                progress.update()
+
+        # 6. Decoding.
+        images = self.postprocess(latents, output_type)
+        self.maybe_free_model_hooks()
+        return ImagePipelineOutput(images=images) if return_dict else (images,)

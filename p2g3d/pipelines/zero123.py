@@ -24,13 +24,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.schedulers import KarrasDiffusionSchedulers
 from transformers import CLIPVisionModelWithProjection
 
 from .base import ImageConditionedPipeline, ImagePipelineOutput
 from .cc_projection import CCProjection
 from .image_processing import ImageInput, preprocess_image
+from .official_ddim import OfficialDDIMScheduler
 
 POSE_FEATURES = 4
 
@@ -143,7 +144,7 @@ class Zero123Pipeline(ImageConditionedPipeline):
             image_encoder=CLIPVisionModelWithProjection.from_pretrained(folder / "image_encoder", **dtype_kwargs),
             unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet", **dtype_kwargs),
             cc_projection=projection.to(dtype) if dtype is not None else projection,
-            scheduler=DDIMScheduler.from_pretrained(folder, subfolder="scheduler"),
+            scheduler=OfficialDDIMScheduler.from_pretrained(folder, subfolder="scheduler"),
         )
 
     @torch.no_grad()
@@ -194,7 +195,9 @@ class Zero123Pipeline(ImageConditionedPipeline):
             num_images_per_prompt: samples per view. Outputs are ordered view-major: view 0's samples first.
         """
         tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
-        height, width = self._check_call_arguments(output_type, num_images_per_prompt, tensor_inputs, height, width)
+        height, width = self.check_inputs(
+            output_type, num_images_per_prompt, tensor_inputs, height, width, guidance_scale, eta
+        )
         device = self._execution_device
 
         # 1. Inputs: image(s) in model space and relative pose(s).
@@ -209,9 +212,22 @@ class Zero123Pipeline(ImageConditionedPipeline):
         context = context.repeat_interleave(num_images_per_prompt, dim=0)
         concat_latents = concat_latents.repeat_interleave(num_images_per_prompt, dim=0)
 
-        # 3-5. Starting noise, official DDIM loop with guidance, decoding.
-        return self._sample(
-            context, concat_latents, height=height, width=width, num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale, eta=eta, generator=generator, latents=latents, output_type=output_type,
-            return_dict=return_dict, callback_on_step_end=callback_on_step_end, tensor_inputs=tensor_inputs,
-        )  # fmt: skip
+        # 3. Timesteps: the scheduler's own (the official list with the default OfficialDDIMScheduler).
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+
+        # 4. Starting noise x_T.
+        latents = self.prepare_latents(context.shape[0], height, width, generator, latents, device)
+
+        # 5. Denoising loop with classifier-free guidance.
+        step_kwargs = self.prepare_step_kwargs(generator, eta)
+        with self.progress_bar(total=len(timesteps)) as progress:
+            for step_index, t in enumerate(timesteps):
+                step = self.denoise(latents, t, context, concat_latents, guidance_scale, step_kwargs)
+                latents = self.step_callback(callback_on_step_end, step_index, t, step, tensor_inputs)
+                progress.update()
+
+        # 6. Decoding.
+        images = self.postprocess(latents, output_type)
+        self.maybe_free_model_hooks()
+        return ImagePipelineOutput(images=images) if return_dict else (images,)

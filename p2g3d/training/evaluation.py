@@ -10,9 +10,9 @@ For every object the completer draws N samples. Reported:
 
 mIoU is the mean over objects of the IoU with the ground-truth amodal mask, in percent.
 
-Data: a pix2gestalt dataset folder (:class:`p2g3d.data.GestaltDataset`, e.g. the synthetic held-out set), or
+Data: a pix2gestalt dataset folder (:class:`p2g3d.training.data.GestaltDataset`, e.g. the synthetic held-out set), or
 COCOA-style annotation files (COCO json whose annotations hold the amodal ``segmentation`` as polygons or RLE and
-the visible ``inmodal_seg``, as in the COCOA / BSDS-A releases used by PCNet and the paper); RLE needs pycocotools.
+the visible ``inmodal_seg``, as in the COCOA / BSDS-A releases used by PCNet and the paper), decoded by pycocotools.
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import PIL.Image
-import PIL.ImageDraw
 from tqdm.auto import tqdm
 
-from .io import load_image
-from .masks import mask_iou
+from ..io import load_image
+from ..masks import mask_iou
+from .data import GestaltDataset
 
 METHODS = ("single", "vote", "best_of_n", "visible", "convex_hull")
 
@@ -52,26 +51,24 @@ def convex_hull(mask: np.ndarray) -> np.ndarray:
 
 def examples_from_folder(folder: str | os.PathLike) -> Iterator[AmodalExample]:
     """Examples of a pix2gestalt dataset folder (occluded scene, visible mask, whole mask)."""
-    from .data import GestaltDataset
-
     for sample in GestaltDataset(folder):
         yield AmodalExample(sample.occluded, sample.visible_mask, sample.whole_mask)
 
 
-def _decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
+def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
+    """A COCO segmentation (polygons, uncompressed or compressed RLE) -> ``(height, width)`` bool, decoded by
+    pycocotools exactly as the COCO / COCOA tools decode it (``annToMask``)."""
+    from pycocotools import mask as coco_mask
+
     if isinstance(segmentation, list):  # polygons [[x0, y0, x1, y1, ...], ...]
-        canvas = PIL.Image.new("L", (width, height), 0)
-        draw = PIL.ImageDraw.Draw(canvas)
-        for polygon in segmentation:
-            draw.polygon([tuple(p) for p in np.asarray(polygon, dtype=float).reshape(-1, 2)], fill=255)
-        return np.asarray(canvas) > 0
-    try:
-        from pycocotools import mask as coco_mask
-    except ImportError as error:
-        raise ImportError("RLE annotations need pycocotools: pip install pycocotools") from error
-    if isinstance(segmentation.get("counts"), list):
-        segmentation = coco_mask.frPyObjects(segmentation, height, width)
-    return coco_mask.decode(segmentation).astype(bool)
+        rle = coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width))
+    elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
+        rle = coco_mask.frPyObjects(segmentation, height, width)
+    elif isinstance(segmentation, dict) and "counts" in segmentation:
+        rle = segmentation
+    else:
+        raise ValueError(f"not a COCO segmentation (polygon list or RLE dict): {type(segmentation).__name__}")
+    return coco_mask.decode(rle).astype(bool)
 
 
 def examples_from_cocoa(annotation_file: str | os.PathLike, image_root: str | os.PathLike) -> Iterator[AmodalExample]:
@@ -86,13 +83,13 @@ def examples_from_cocoa(annotation_file: str | os.PathLike, image_root: str | os
         height, width = info["height"], info["width"]
         yield AmodalExample(
             load_image(Path(image_root) / info["file_name"]),
-            _decode_segmentation(annotation["inmodal_seg"], height, width),
-            _decode_segmentation(annotation["segmentation"], height, width),
+            decode_segmentation(annotation["inmodal_seg"], height, width),
+            decode_segmentation(annotation["segmentation"], height, width),
         )
 
 
 def evaluate_amodal(completer, examples, *, seed: int = 0, limit: int | None = None) -> dict:
-    """mIoU (percent) of each method over the examples; ``completer.num_samples`` samples per object."""
+    """mIoU (percent) of each method over the examples; ``completer.settings.num_samples`` samples per object."""
     scores = {method: [] for method in METHODS}
     for index, example in enumerate(tqdm(examples, desc="amodal evaluation", unit="object")):
         if limit is not None and index >= limit:
@@ -110,4 +107,4 @@ def evaluate_amodal(completer, examples, *, seed: int = 0, limit: int | None = N
     if not scores["vote"]:
         raise ValueError("no example with a non-empty visible mask to evaluate")
     summary = {f"miou_{method}": 100.0 * float(np.mean(values)) for method, values in scores.items()}
-    return {**summary, "objects": len(scores["vote"]), "samples": completer.num_samples}
+    return {**summary, "objects": len(scores["vote"]), "samples": completer.settings.num_samples}

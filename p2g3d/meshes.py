@@ -1,4 +1,5 @@
-"""Mesh conversion between trimesh and Open3D, and lazy Open3D import with an install hint."""
+"""Meshes: conversion between trimesh and Open3D, lazy Open3D import with an install hint, and export through
+trimesh (``.glb``, ``.obj``, ``.ply`` with vertex or face colours, written atomically)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
+from .errors import MissingDependencyError
+from .io import write_atomic
+
+FORMATS = ("glb", "obj", "ply")
 INSTALL_HINT = (
     "this feature needs Open3D: pip install 'p2g3d[3d]' (CPU build open3d-cpu; on Debian also apt-get install "
     "libusb-1.0-0), or install the CUDA build 'open3d' instead, never both"
@@ -19,7 +24,7 @@ def import_open3d():
     try:
         import open3d
     except ImportError as error:  # missing package, or a missing system library such as libusb
-        raise ImportError(f"{INSTALL_HINT} ({error})") from error
+        raise MissingDependencyError(f"{INSTALL_HINT} ({error})") from error
     return open3d
 
 
@@ -71,3 +76,20 @@ def as_tensor_mesh(mesh):
     """Any accepted mesh -> Open3D tensor ``TriangleMesh`` (float32), as ``RaycastingScene`` wants."""
     o3d = import_open3d()
     return o3d.t.geometry.TriangleMesh.from_legacy(as_open3d(mesh))
+
+
+def export_mesh(mesh, path: str | os.PathLike) -> Path:
+    """Write ``mesh`` (trimesh, Open3D mesh or mesh file) to ``path``; the suffix picks the format.
+
+    Colours are kept: vertex colours in all three formats (OBJ as ``v x y z r g b``), face colours in GLB and PLY.
+    """
+    path = Path(path)
+    file_type = path.suffix.lower().lstrip(".")
+    if file_type not in FORMATS:
+        raise ValueError(f"unsupported mesh format {path.suffix!r}; expected one of {', '.join('.' + f for f in FORMATS)}")
+    source = as_trimesh(mesh)
+    if len(source.faces) == 0:
+        raise ValueError("the mesh has no faces")
+    kwargs = {"include_color": True} if file_type == "obj" else {}
+    data = source.export(file_type=file_type, **kwargs)
+    return write_atomic(path, data if isinstance(data, bytes) else data.encode())

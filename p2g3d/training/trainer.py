@@ -40,9 +40,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..io import save_json
+from ..pipelines.cc_projection import CCProjection
+from ..pipelines.image_processing import preprocess_image, preprocess_mask
+from ..pipelines.official_ddim import official_ddim_scheduler
+from ..pipelines.pix2gestalt import Pix2GestaltPipeline
 from .data import GestaltDataset
-from .pipelines.image_processing import preprocess_image, preprocess_mask
-from .pipelines.pix2gestalt import Pix2GestaltPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -50,31 +53,53 @@ STAGES = ("diffusion", "vae")
 WARMUP_START = 1e-6
 
 
+def _option(default, flag: str | None = None, help: str = "", **extra):
+    """A :class:`TrainConfig` field with its command-line flag and help (the ``p2g3d train`` options come from here)."""
+    return field(default=default, metadata={"flag": flag, "help": help, **extra})
+
+
 @dataclass
 class TrainConfig:
-    """Settings of one training run (all saved to ``training.json`` in the output folder)."""
+    """Settings of one training run (all saved to ``training.json`` in the output folder). Fields with a ``flag``
+    are ``p2g3d train`` options."""
 
-    data: str
-    output_dir: str
-    init: str = "scratch"
-    stage: str = "diffusion"
-    steps: int = 1000
-    batch_size: int = 8
-    learning_rate: float = 1e-4
+    data: str = _option(None, "--data", "pix2gestalt-format dataset folder", required=True, type=Path)
+    output_dir: str = _option(None, "--output", "run folder (checkpoints, log, model/)", required=True, type=Path)
+    init: str = _option("scratch", "--init", "'scratch' (small model) or a model folder to fine-tune")
+    stage: str = _option("diffusion", "--stage", "what to train (vae first for a model from scratch)", choices=STAGES)
+    steps: int = _option(1000, "--steps", "optimisation steps")
+    batch_size: int = _option(8, "--batch-size", "samples per step")
+    learning_rate: float = _option(1e-4, "--lr", "UNet (or VAE) learning rate; cc_projection gets 10x")
     cc_projection_lr_scale: float = 10.0
-    warmup_steps: int = 100
-    ema_decay: float = 0.9999
+    warmup_steps: int = _option(100, "--warmup", "linear warm-up steps")
+    ema_decay: float = _option(0.9999, "--ema-decay", "EMA decay of the UNet weights")
     dropout: float = 0.05
     kl_weight: float = 1e-6
-    mixed_precision: str = "no"
-    checkpoint_every: int = 500
+    mixed_precision: str = _option("no", "--mixed-precision", "accelerate mixed precision", choices=("no", "fp16", "bf16"))
+    checkpoint_every: int = _option(500, "--checkpoint-every", "steps between checkpoints")
     log_every: int = 10
-    seed: int = 0
-    image_size: int = 64
-    target_latent: str = "sample"
-    calibrate_latent_scale: bool = False
+    seed: int = _option(0, "--seed", "seed of data order, noise, timesteps and dropout")
+    image_size: int = _option(64, "--image-size", "training resolution in pixels")
+    target_latent: str = _option(
+        "sample", "--target-latent", "VAE posterior sample (official) or mean as the target latent", choices=("sample", "mode")
+    )
+    calibrate_latent_scale: bool = _option(
+        False, "--calibrate-latent-scale", "centre the latents on the white canvas and scale them to unit std (VAEs "
+        "trained from scratch)"
+    )
     cache_limit: int = 50000
-    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.data is None or self.output_dir is None:
+            raise ValueError("data and output_dir are required")
+        self.data, self.output_dir = str(self.data), str(self.output_dir)
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.target_latent not in ("sample", "mode"):
+            raise ValueError(f"target_latent must be 'sample' or 'mode', got {self.target_latent!r}")
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "image_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
 def scratch_pipeline(image_size: int = 64, seed: int = 0) -> Pix2GestaltPipeline:
@@ -82,9 +107,6 @@ def scratch_pipeline(image_size: int = 64, seed: int = 0) -> Pix2GestaltPipeline
     12-channel UNet, a tiny frozen CLIP tower, identity-initialised cc_projection (as the paper initialises it)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    from .pipelines.cc_projection import CCProjection
-    from .pipelines.official_ddim import official_ddim_scheduler
 
     torch.manual_seed(seed)
     vae = AutoencoderKL(
@@ -117,9 +139,9 @@ def load_start(config: TrainConfig) -> Pix2GestaltPipeline:
     """The model a run starts from: ``"scratch"`` or a model folder (converted official weights, earlier runs)."""
     if config.init == "scratch":
         return scratch_pipeline(config.image_size, config.seed)
-    from .loading import validate_model_folder
+    from ..loading import validate_model_folder
 
-    validate_model_folder(config.init)
+    validate_model_folder(config.init, "Pix2GestaltPipeline")
     return Pix2GestaltPipeline.from_pretrained(config.init)
 
 
@@ -225,94 +247,106 @@ def calibrate_latents(vae, latents: torch.Tensor, image_size: int) -> None:
     logger.info("latents centred on the white canvas %s, scaling factor %.4f", canvas.tolist(), scale)
 
 
-def _latest_checkpoint(folder: Path) -> Path | None:
-    checkpoints = sorted(folder.glob("step_*"))
-    return checkpoints[-1] if checkpoints else None
+CHECKPOINT_STATE = "trainer_state.json"
 
 
-def train(config: TrainConfig) -> Path:
-    """Run (or resume) training; returns the folder of the final model (``OUTPUT_DIR/model``).
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest COMPLETE checkpoint in ``folder``: a ``step_NNNNNNN`` folder holding its ``trainer_state.json``.
 
-    Checkpoints go to ``OUTPUT_DIR/checkpoints/step_NNNNNNN`` every ``checkpoint_every`` steps; a run started again
-    with the same output folder resumes from the latest one. Losses go to ``OUTPUT_DIR/train_log.jsonl``.
-    """
-    from accelerate import Accelerator
+    A checkpoint is written as ``.step_NNNNNNN.partial`` and renamed only once its state file is in place, so a
+    crash while saving leaves a partial folder that is ignored here (and removed by the next save)."""
+    complete = [path for path in folder.glob("step_*") if path.name[5:].isdigit() and (path / CHECKPOINT_STATE).is_file()]
+    return max(complete, key=lambda path: int(path.name[5:]), default=None)
+
+
+def save_checkpoint(accelerator, folder: Path, step: int) -> Path:
+    """Save the training state at ``step`` to ``folder/step_NNNNNNN`` atomically (see :func:`latest_checkpoint`)."""
+    target = folder / f"step_{step:07d}"
+    staging = folder / f".{target.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    accelerator.save_state(str(staging))
+    save_json(staging / CHECKPOINT_STATE, {"step": step})
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+    return target
+
+
+def _prepare_training(config: TrainConfig, accelerator):
+    """The model, the trained modules' optimizer and schedule (prepared by accelerate), and the EMA (diffusion)."""
     from diffusers.training_utils import EMAModel
 
-    if config.stage not in STAGES:
-        raise ValueError(f"stage must be one of {STAGES}, got {config.stage!r}")
-    if config.target_latent not in ("sample", "mode"):
-        raise ValueError(f"target_latent must be 'sample' or 'mode', got {config.target_latent!r}")
-    if config.steps < 1 or config.batch_size < 1:
-        raise ValueError(f"steps and batch_size must be positive, got {config.steps} and {config.batch_size}")
-    dataset = GestaltDataset(config.data)
-    output = Path(config.output_dir)
-    checkpoints = output / "checkpoints"
-    accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
     pipe = load_start(config)
     pipe.set_progress_bar_config(disable=True)
     for module in (pipe.vae, pipe.image_encoder, pipe.unet, pipe.cc_projection):
         module.requires_grad_(False)
-
-    if config.stage == "diffusion":
-        trained = [pipe.unet, pipe.cc_projection]
-        groups = [
-            {"params": list(pipe.unet.parameters()), "lr": config.learning_rate},
-            {"params": list(pipe.cc_projection.parameters()), "lr": config.learning_rate * config.cc_projection_lr_scale},
-        ]
-    else:
-        trained = [pipe.vae]
-        groups = [{"params": list(pipe.vae.parameters()), "lr": config.learning_rate}]
-    for module in trained:
-        module.requires_grad_(True).train()
+    names = ["unet", "cc_projection"] if config.stage == "diffusion" else ["vae"]
+    scales = {"unet": 1.0, "vae": 1.0, "cc_projection": config.cc_projection_lr_scale}
+    groups = [{"params": list(getattr(pipe, n).parameters()), "lr": config.learning_rate * scales[n]} for n in names]
+    for name in names:
+        getattr(pipe, name).requires_grad_(True).train()
     optimizer = torch.optim.AdamW(groups)
     warmup = max(1, config.warmup_steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda n: WARMUP_START + (1 - WARMUP_START) * n / warmup if n < warmup else 1.0
     )
-    prepared = accelerator.prepare(*trained, optimizer, schedule)
-    *trained, optimizer, schedule = prepared
-    if config.stage == "diffusion":
-        pipe.unet, pipe.cc_projection = trained
-    else:
-        (pipe.vae,) = trained
+    *modules, optimizer, schedule = accelerator.prepare(*(getattr(pipe, n) for n in names), optimizer, schedule)
+    for name, module in zip(names, modules):
+        setattr(pipe, name, module)
     pipe.to(accelerator.device)
     ema = None
     if config.stage == "diffusion":
         ema = EMAModel(accelerator.unwrap_model(pipe.unet).parameters(), decay=config.ema_decay)
         ema.to(accelerator.device)
         accelerator.register_for_checkpointing(ema)
+    return pipe, optimizer, schedule, ema
 
+
+def _step_loss(pipe, config: TrainConfig, dataset: GestaltDataset, cache: dict | None, step: int) -> torch.Tensor:
+    """The loss of training step ``step`` (its batch and randomness come from ``(seed, step)``)."""
+    rng, generator = step_generators(config.seed, step)
+    indices = rng.choice(len(dataset), config.batch_size, replace=len(dataset) < config.batch_size)
+    if config.stage == "vae":
+        return autoencoder_loss(pipe, load_batch(dataset, indices, config.image_size), config.kl_weight, generator)
+    if cache is not None:
+        encoded = {key: value[torch.as_tensor(indices)] for key, value in cache.items()}
+    else:
+        encoded = encode_batch(pipe, load_batch(dataset, indices, config.image_size))
+    return diffusion_loss(pipe, encoded, config.dropout, generator, config.target_latent)
+
+
+def train(config: TrainConfig) -> Path:
+    """Run (or resume) training; returns the folder of the final model (``OUTPUT_DIR/model``).
+
+    Checkpoints go to ``OUTPUT_DIR/checkpoints/step_NNNNNNN`` every ``checkpoint_every`` steps; a run started again
+    with the same output folder resumes from the latest complete one. Losses go to ``OUTPUT_DIR/train_log.jsonl``.
+    """
+    from accelerate import Accelerator
+
+    dataset = GestaltDataset(config.data)
+    output = Path(config.output_dir)
+    checkpoints = output / "checkpoints"
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
+    pipe, optimizer, schedule, ema = _prepare_training(config, accelerator)
     start_step = 0
-    latest = _latest_checkpoint(checkpoints)
+    latest = latest_checkpoint(checkpoints)
     if latest is not None:
         accelerator.load_state(str(latest))
-        start_step = json.loads((latest / "trainer_state.json").read_text())["step"]
+        start_step = json.loads((latest / CHECKPOINT_STATE).read_text())["step"]
         logger.info("resumed from %s at step %d", latest, start_step)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "training.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    save_json(output / "training.json", asdict(config))
 
     cache = None
     if config.stage == "diffusion" and (len(dataset) <= config.cache_limit or config.calibrate_latent_scale):
         cache = encode_dataset(pipe, dataset, config.image_size)  # VAE and CLIP are frozen: encode once
     if config.calibrate_latent_scale:  # deterministic: a resumed run computes the same statistics
         calibrate_latents(accelerator.unwrap_model(pipe.vae), cache["mean"], config.image_size)
-    log = open(output / "train_log.jsonl", "a")
     started = time.perf_counter()
     progress = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, desc=f"train {config.stage}")
-    try:
+    with open(output / "train_log.jsonl", "a") as log:
         for step in progress:
-            rng, generator = step_generators(config.seed, step)
-            indices = rng.choice(len(dataset), config.batch_size, replace=len(dataset) < config.batch_size)
             with accelerator.autocast():
-                if config.stage == "diffusion":
-                    if cache is not None:
-                        encoded = {key: value[torch.as_tensor(indices)] for key, value in cache.items()}
-                    else:
-                        encoded = encode_batch(pipe, load_batch(dataset, indices, config.image_size))
-                    loss = diffusion_loss(pipe, encoded, config.dropout, generator, config.target_latent)
-                else:
-                    loss = autoencoder_loss(pipe, load_batch(dataset, indices, config.image_size), config.kl_weight, generator)
+                loss = _step_loss(pipe, config, dataset, cache, step)
             accelerator.backward(loss)
             optimizer.step()
             schedule.step()
@@ -326,11 +360,7 @@ def train(config: TrainConfig) -> Path:
                 log.flush()
                 progress.set_postfix(loss=f"{record['loss']:.4f}")
             if done % config.checkpoint_every == 0 or done == config.steps:
-                target = checkpoints / f"step_{done:07d}"
-                accelerator.save_state(str(target))
-                (target / "trainer_state.json").write_text(json.dumps({"step": done}) + "\n")
-    finally:
-        log.close()
+                save_checkpoint(accelerator, checkpoints, done)
     return _save_final(pipe, ema, accelerator, output, config, time.perf_counter() - started)
 
 
@@ -347,9 +377,7 @@ def _save_final(pipe, ema, accelerator, output: Path, config: TrainConfig, secon
     staging = output / ".model.partial"
     shutil.rmtree(staging, ignore_errors=True)
     final.save_pretrained(staging, safe_serialization=True)
-    (staging / "training.json").write_text(
-        json.dumps({**asdict(config), "seconds_this_run": round(seconds, 1)}, indent=2) + "\n"
-    )
+    save_json(staging / "training.json", {**asdict(config), "seconds_this_run": round(seconds, 1)})
     if ema is not None:
         ema.restore(final.unet.parameters())
     target = output / "model"

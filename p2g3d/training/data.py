@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .io import load_image, load_mask, save_json, save_png
+from ..cameras import intrinsics_from_fov, orbit_camera
+from ..io import load_image, load_mask, save_json, save_png
+from ..scenes import contact_test, make_target, place_occluder
 
 FOLDERS = ("occlusion", "whole", "whole_mask", "visible_object_mask")
 
@@ -49,30 +51,19 @@ def synthetic_samples(
 ) -> Iterator[GestaltSample]:
     """``count`` samples from synthetic scenes: each target is seen from ``samples_per_target`` random cameras,
     each with its own occluder."""
-    from .cameras import intrinsics_from_fov, orbit_camera
-    from .render import render
-    from .scenes import _inside_test, make_occluder, make_target
-
     rng = np.random.default_rng(seed)
     K = intrinsics_from_fov(40.0, image_size, image_size)
     produced = 0
     while produced < count:
         target = make_target(rng)
-        touches = _inside_test(target)
+        touches = contact_test(target)
         for _ in range(samples_per_target):
             camera = orbit_camera(rng.uniform(-10, 50), rng.uniform(0, 360), rng.uniform(1.7, 2.5), K, image_size, image_size)
-            whole = render([target], camera)
-            area = whole.mask(0).sum()
-            for _ in range(100):
-                occluder = make_occluder(rng, camera, rng.uniform(0.7, 1.0), rng.uniform(-0.35, 0.35, size=2))
-                if touches(occluder):
-                    continue
-                scene = render([target, occluder], camera)
-                hidden = 1.0 - scene.mask(0).sum() / max(1, area)
-                if occlusion_range[0] <= hidden <= occlusion_range[1]:
-                    yield GestaltSample(scene.rgb, whole.rgb, whole.mask(0), scene.mask(0))
-                    produced += 1
-                    break
+            placed = place_occluder(rng, target, [camera], occlusion_range, max_tries=100, touches=touches)
+            if placed is not None:
+                _, (scene,), (whole,) = placed
+                yield GestaltSample(scene.rgb, whole.rgb, whole.mask(0), scene.mask(0))
+                produced += 1
             if produced >= count:
                 return
 
