@@ -11,8 +11,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from p2g3d.completer import AmodalCompleter
-from p2g3d.io import load_image, load_mask, save_png
+from p2g3d import AmodalCompleter, load_image, load_mask
+from p2g3d.io import save_png
 
 logger = logging.getLogger("complete_object")
 
@@ -21,7 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("image", type=Path)
     parser.add_argument("masks", type=Path, nargs="+")
-    parser.add_argument("--model", required=True, help="folder written by `p2g3d convert`")
+    parser.add_argument("--model", default=None, help="folder written by `p2g3d convert` (default: the embedded model)")
     parser.add_argument("--output", type=Path, default=Path("completed"))
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--samples", type=int, default=4)

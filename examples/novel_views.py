@@ -1,10 +1,12 @@
-"""Complete an occluded object, then look at it from around: pix2gestalt -> Zero-1-to-3.
+"""Complete an occluded object, then look at it from around: pix2gestalt -> Zero-1-to-3 -> a views folder.
 
     python examples/novel_views.py scene.png visible_mask.png \
-        --completion-model models/pix2gestalt --views-model models/zero123-xl --num-views 8 --output views/
+        --views-model models/zero123-xl [--completion-model models/pix2gestalt] --num-views 8 --output views/
+    p2g3d reconstruct views/ -o object.glb
 
-Writes the completed object, every view with its foreground mask, and cameras.json (p2g3d camera convention:
-world +Z up, OpenCV camera axes, world-to-camera extrinsics, intrinsics in pixels).
+Writes the completed object and a views folder (every view with its foreground mask and camera in cameras.json,
+p2g3d camera convention: world +Z up, OpenCV camera axes, world-to-camera extrinsics, intrinsics in pixels) that
+``p2g3d reconstruct`` turns into a mesh.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import argparse
 import logging
 from pathlib import Path
 
-from p2g3d.completer import AmodalCompleter
+from p2g3d import AmodalCompleter, load_image, load_mask
+from p2g3d.integrations.base import save_views
 from p2g3d.integrations.zero123 import NovelViewGenerator
-from p2g3d.io import load_image, load_mask, save_json, save_png
+from p2g3d.io import save_png
 
 logger = logging.getLogger("novel_views")
 
@@ -24,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("image", type=Path)
     parser.add_argument("mask", type=Path)
-    parser.add_argument("--completion-model", required=True, help="converted pix2gestalt folder")
+    parser.add_argument("--completion-model", default=None, help="pix2gestalt folder (default: the embedded model)")
     parser.add_argument("--views-model", required=True, help="converted Zero-1-to-3 folder or diffusers folder")
     parser.add_argument("--num-views", type=int, default=8)
     parser.add_argument("--elevation", type=float, default=0.0, help="elevation of the input view, degrees")
@@ -41,13 +44,8 @@ def main() -> None:
     generator = NovelViewGenerator.from_pretrained(args.views_model, num_inference_steps=args.steps)
     cameras = generator.orbit(args.num_views, elevation_deg=args.elevation)
     views = generator(whole, cameras, input_elevation=args.elevation, seed=0)
-    for view in views:
-        save_png(args.output / f"view_{view.view_index:02d}.png", view.image)
-        save_png(args.output / f"view_{view.view_index:02d}_mask.png", view.mask)
-    save_json(
-        args.output / "cameras.json",
-        {"views": [{"file": f"view_{v.view_index:02d}.png", "camera": v.camera.to_dict()} for v in views]},
-    )
+    save_views([view.masked_view() for view in views], args.output, names=[view.stem for view in views],
+               extra=[view.index_fields for view in views])  # fmt: skip
     logger.info("wrote %d views to %s", len(views), args.output)
 
 

@@ -48,9 +48,9 @@ from diffusers.loaders.single_file_utils import (
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from .checkpoint import load_lightning_state_dict
-from .runtime import DTYPES
 from .pipelines.cc_projection import CCProjection
 from .pipelines.official_ddim import official_ddim_scheduler
+from .runtime import DTYPES
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import logging
 import numpy as np
 import trimesh
 
-from .meshes import as_trimesh, as_tensor_mesh, import_open3d
+from .meshes import as_tensor_mesh, as_trimesh, import_open3d
 
 logger = logging.getLogger(__name__)
 

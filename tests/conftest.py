@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -16,12 +17,16 @@ P2G_REFERENCE = REFERENCE_DIR / "pix2gestalt_tiny"
 Z123_REFERENCE = REFERENCE_DIR / "zero123_tiny"
 
 
+requires_3d = pytest.mark.skipif(
+    any(importlib.util.find_spec(name) is None for name in ("open3d", "skimage")),
+    reason="the 3D extra (open3d, scikit-image) is not installed",
+)
+
+
 def require_extra(module: str, reason: str):
     """Import an optional dependency; skip without it, unless P2G3D_REQUIRE_EXTRAS=1 (CI's extras environment)
     turns the absence into a failure."""
     if os.environ.get("P2G3D_REQUIRE_EXTRAS") == "1":
-        import importlib
-
         return importlib.import_module(module)
     return pytest.importorskip(module, reason=reason)
 
@@ -73,4 +78,14 @@ def tiny_pipeline():
 def tiny_model_dir(tiny_pipeline, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny") / "model"
     tiny_pipeline.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_z123_dir(tmp_path_factory) -> Path:
+    """A tiny Zero-1-to-3 built from configs, saved as a model folder (no reference bundle needed)."""
+    from tiny_models import make_tiny_zero123_pipeline
+
+    folder = tmp_path_factory.mktemp("tiny_z123") / "model"
+    make_tiny_zero123_pipeline().save_pretrained(folder)
     return folder

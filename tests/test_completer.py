@@ -112,3 +112,27 @@ def test_from_pretrained_and_devices(tiny_model_dir, tmp_path):
             AmodalCompleter.from_pretrained(tiny_model_dir, device="cuda")
     with pytest.raises(ValueError, match="dtype"):
         AmodalCompleter.from_pretrained(tiny_model_dir, device="cpu", dtype="fp8")
+
+
+def test_mask_stacks_of_any_depth_including_one(completer, scene):
+    """A (K, H, W) stack is K objects, also for K == 1 (it used to be rejected)."""
+    image, first, second = scene
+    (one,) = completer(image, first[None], seed=2, show_progress=False)
+    (single,) = completer(image, first, seed=2, show_progress=False)
+    np.testing.assert_array_equal(one.amodal_mask, single.amodal_mask)
+    two = completer(image, np.stack([first, second]).astype(np.uint8), seed=2, show_progress=False)
+    assert [o.label for o in two] == [0, 1]
+    np.testing.assert_array_equal(two[0].amodal_mask, single.amodal_mask)
+
+
+def test_settings_are_validated_before_anything_runs(tiny_pipeline, tiny_model_dir, scene):
+    for bad in ({"guidance_scale": float("nan")}, {"guidance_scale": float("inf")}, {"eta": -3.0}, {"num_inference_steps": 0}):
+        with pytest.raises(ValueError):
+            AmodalCompleter(tiny_pipeline, **bad)
+        with pytest.raises(ValueError):
+            AmodalCompleter.from_pretrained(tiny_model_dir, device="cpu", **bad)
+    completer = AmodalCompleter(tiny_pipeline, num_inference_steps=4)
+    with pytest.raises(ValueError, match="num_samples"):
+        completer(scene[0], scene[1], num_samples=0, show_progress=False)
+    with pytest.raises(ValueError, match="finite"):
+        completer(np.full((HEIGHT, WIDTH, 3), np.nan, np.float32), scene[1], show_progress=False)

@@ -6,13 +6,13 @@ import json
 import pickle
 from pathlib import Path
 
+import diffusers
 import pytest
 import torch
-import diffusers
+from conftest import REFERENCE_DIR
 
 from p2g3d import OfficialDDIMScheduler, Pix2GestaltPipeline
 from p2g3d.checkpoint import UnsafeCheckpointError, load_lightning_state_dict
-from conftest import REFERENCE_DIR
 from p2g3d.convert import ConversionError, build_components, convert_checkpoint, convert_state_dict
 
 KEYS_JSON = REFERENCE_DIR.parent / "docs" / "pix2gestalt_ckpt_keys.json"

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
+from conftest import requires_3d
 
-pytest.importorskip("open3d", reason="the 3D extra is not installed")
-
-from p2g3d.cli import main  # noqa: E402
-from p2g3d.completer import AmodalCompleter  # noqa: E402
-from p2g3d.loading import default_model_path, validate_model_folder  # noqa: E402
+from p2g3d.cli import main
+from p2g3d.completer import AmodalCompleter
+from p2g3d.loading import default_model_path, validate_model_folder
 
 
 def test_embedded_model_is_shipped_small_and_loads_by_default():
@@ -24,6 +22,7 @@ def test_embedded_model_is_shipped_small_and_loads_by_default():
     assert completer.size == 64
 
 
+@requires_3d
 def test_main_command_runs_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "-o", str(out), "--scenes", "1", "--steps", "4", "--samples", "1", "--device", "cpu"]) == 0
@@ -52,9 +51,10 @@ def test_cli_complete_uses_the_embedded_model_without_model(tmp_path):
     assert (out / "object_00_rgba.png").is_file()
 
 
+@requires_3d
 def test_embedded_model_beats_the_baselines_on_held_out_synthetic_objects(tmp_path):
-    from p2g3d.training.evaluation import evaluate_amodal, examples_from_folder
     from p2g3d.training.data import write_synthetic_dataset
+    from p2g3d.training.evaluation import evaluate_amodal, examples_from_folder
 
     folder = write_synthetic_dataset(tmp_path / "heldout", count=8, seed=1000, image_size=64)
     completer = AmodalCompleter.from_pretrained(device="cpu", num_samples=3, num_inference_steps=20)

@@ -7,14 +7,13 @@ import json
 import numpy as np
 import pytest
 import trimesh
+from conftest import requires_3d
 
-pytest.importorskip("open3d", reason="the 3D extra is not installed")
-
-from p2g3d.cli import main  # noqa: E402
-from p2g3d.meshes import export_mesh  # noqa: E402
+from p2g3d.cli import main
 from p2g3d.integrations.base import save_views
-from p2g3d.types import MaskedView  # noqa: E402
-from p2g3d.scenes import make_scene  # noqa: E402
+from p2g3d.meshes import export_mesh
+from p2g3d.scenes import make_scene
+from p2g3d.types import MaskedView
 
 
 @pytest.mark.parametrize("suffix", [".glb", ".obj", ".ply"])
@@ -29,6 +28,7 @@ def test_export_keeps_geometry_and_colours(tmp_path, suffix):
     assert [p.name for p in tmp_path.iterdir()] == [f"sphere{suffix}"]  # atomic: no temporary file left
 
 
+@requires_3d
 def test_export_errors(tmp_path):
     with pytest.raises(ValueError, match="unsupported mesh format"):
         export_mesh(trimesh.creation.box(), tmp_path / "box.stl")
@@ -36,6 +36,7 @@ def test_export_errors(tmp_path):
         export_mesh("not a mesh object".encode(), tmp_path / "x.ply")
 
 
+@requires_3d
 def test_cli_reconstruct_and_evaluate(tmp_path, capsys):
     scene = make_scene(4, num_views=6, image_size=96)
     save_views([MaskedView(v.image, v.amodal_mask, v.camera) for v in scene.views], tmp_path / "views")

@@ -10,16 +10,13 @@ import json
 
 import numpy as np
 import pytest
+from conftest import require_extra, requires_3d
 
-pytest.importorskip("open3d", reason="the 3D extra is not installed")
-
-from conftest import require_extra  # noqa: E402
-
-from p2g3d.cameras import to_opengl  # noqa: E402
-from p2g3d.types import MaskedView  # noqa: E402
-from p2g3d.integrations.nerfstudio import NerfstudioReconstructor, write_nerfstudio_dataset  # noqa: E402
-from p2g3d.render import render  # noqa: E402
-from p2g3d.scenes import make_scene  # noqa: E402
+from p2g3d.cameras import to_opengl
+from p2g3d.integrations.nerfstudio import NerfstudioReconstructor, write_nerfstudio_dataset
+from p2g3d.render import render
+from p2g3d.scenes import make_scene
+from p2g3d.types import MaskedView
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +43,7 @@ def silhouette_iou(mesh, views) -> float:
     return float(np.mean(scores))
 
 
+@requires_3d
 def test_pytorch3d_fit_pulls_a_sphere_onto_the_silhouettes(small_views):
     require_extra("pytorch3d.renderer", "pytorch3d not installed (optional extra)")
     import trimesh
@@ -59,6 +57,7 @@ def test_pytorch3d_fit_pulls_a_sphere_onto_the_silhouettes(small_views):
     assert start < 0.6 and silhouette_iou(mesh, small_views) > 0.75 and mesh.visual.kind == "vertex"
 
 
+@requires_3d
 def test_nerfstudio_dataset_follows_the_schema(amodal_views, tmp_path):
     path = write_nerfstudio_dataset(amodal_views, tmp_path / "dataset")
     meta = json.loads(path.read_text())
@@ -72,6 +71,7 @@ def test_nerfstudio_dataset_follows_the_schema(amodal_views, tmp_path):
     assert command[:2] == ["ns-train", "nerfacto"] and "--orientation-method" in command
 
 
+@requires_3d
 def test_nerfstudio_parser_reads_our_cameras(amodal_views, tmp_path):
     """nerfstudio's own data parser and ray generation agree with the p2g3d cameras pixel for pixel."""
     require_extra("nerfstudio", "nerfstudio not installed (optional extra)")
@@ -98,6 +98,7 @@ def test_nerfstudio_parser_reads_our_cameras(amodal_views, tmp_path):
         assert distance < 1e-4  # the ray through our pixel (u, v) passes through the point
 
 
+@requires_3d
 def test_nerfstudio_missing_cli_gives_an_install_hint(amodal_views, monkeypatch):
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(ImportError, match="pip install nerfstudio"):

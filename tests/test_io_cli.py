@@ -137,3 +137,17 @@ def test_cli_convert(p2g_reference, tmp_path, capsys):
     assert validate_model_folder(out) == out
     assert main(["convert", ckpt, str(out), "--config", config]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def test_internal_errors_keep_their_traceback_and_user_errors_do_not(monkeypatch, capsys):
+    """Only mistakes of the user exit 2 with one line; a bug (TypeError, KeyError, a plain ImportError) propagates."""
+    from p2g3d import cli
+    from p2g3d.errors import MissingDependencyError
+
+    for bug in (TypeError("bug"), KeyError("bug"), ImportError("bug")):
+        monkeypatch.setitem(cli.HANDLERS, "evaluate", lambda args, bug=bug: (_ for _ in ()).throw(bug))
+        with pytest.raises(type(bug)):
+            main(["evaluate", "a.glb", "b.glb"])
+    monkeypatch.setitem(cli.HANDLERS, "evaluate", lambda args: (_ for _ in ()).throw(MissingDependencyError("pip install x")))
+    assert main(["evaluate", "a.glb", "b.glb"]) == 2
+    assert capsys.readouterr().err.strip() == "p2g3d evaluate: error: pip install x"

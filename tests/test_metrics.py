@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
+from conftest import requires_3d
 
-pytest.importorskip("open3d", reason="the 3D extra is not installed")
-
-from p2g3d.metrics import chamfer_distance, evaluate, sample_surface, unit_box_transform, volume_iou  # noqa: E402
+from p2g3d.metrics import chamfer_distance, evaluate, sample_surface, unit_box_transform, volume_iou
 
 
 def box_surface_distance(points: np.ndarray, center, half: float) -> np.ndarray:
@@ -19,6 +18,7 @@ def box_surface_distance(points: np.ndarray, center, half: float) -> np.ndarray:
     return np.where(q.max(1) > 0, outside, -inside)
 
 
+@requires_3d
 def test_concentric_spheres():
     inner = trimesh.creation.icosphere(subdivisions=6, radius=0.5)
     outer = trimesh.creation.icosphere(subdivisions=6, radius=0.6)
@@ -30,6 +30,7 @@ def test_concentric_spheres():
     assert result["normal_consistency"] > 0.99
 
 
+@requires_3d
 def test_cube_against_itself_is_perfect():
     cube = trimesh.creation.box((1.0, 1.0, 1.0))
     for protocol in ("raw", "syncdreamer", "triposr"):
@@ -39,6 +40,7 @@ def test_cube_against_itself_is_perfect():
         assert all(result[f"f_score@{tau:g}"] == 1.0 for tau in (0.05, 0.1, 0.2))
 
 
+@requires_3d
 @pytest.mark.parametrize("shift", [0.05, 0.2])
 def test_cube_against_a_shifted_copy(shift):
     cube = trimesh.creation.box((1.0, 1.0, 1.0))
@@ -56,6 +58,7 @@ def test_cube_against_a_shifted_copy(shift):
     assert evaluate(moved, cube, "syncdreamer", num_points=40000)["chamfer"] == pytest.approx(result["chamfer"], abs=1e-9)
 
 
+@requires_3d
 def test_chamfer_equals_a_brute_force_nearest_neighbour_search():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(1500, 3)), rng.normal(size=(1200, 3)) + 0.3
@@ -64,6 +67,7 @@ def test_chamfer_equals_a_brute_force_nearest_neighbour_search():
     assert chamfer_distance(a, b) == pytest.approx(naive, rel=1e-9)
 
 
+@requires_3d
 def test_syncdreamer_normalisation_scales_both_by_the_ground_truth():
     small = trimesh.creation.icosphere(subdivisions=5, radius=0.25)
     big = small.copy()
@@ -76,6 +80,7 @@ def test_syncdreamer_normalisation_scales_both_by_the_ground_truth():
     assert transform[0, 0] == pytest.approx(2.0, rel=1e-2)
 
 
+@requires_3d
 def test_triposr_recovers_a_known_rotation():
     body = trimesh.creation.box((1.0, 0.5, 0.3))
     post = trimesh.creation.box((0.2, 0.2, 0.6), transform=trimesh.transformations.translation_matrix((0.4, 0.15, 0.4)))
@@ -94,6 +99,7 @@ def test_triposr_recovers_a_known_rotation():
     assert np.abs(aligned - expected).max() < 0.03
 
 
+@requires_3d
 def test_deterministic_and_validated():
     sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
     other = sphere.copy()
@@ -107,6 +113,7 @@ def test_deterministic_and_validated():
     assert volume_iou(sphere, sphere, 32) == pytest.approx(1.0)
 
 
+@requires_3d
 def test_accepts_open3d_meshes_and_files(tmp_path):
     import open3d as o3d
 

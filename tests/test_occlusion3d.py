@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from conftest import requires_3d
 
-pytest.importorskip("open3d", reason="the 3D extra is not installed")
-
-from p2g3d.jobs.occlusion3d import run_benchmark, summary_table  # noqa: E402
-from p2g3d.scenes import make_scene  # noqa: E402
+from p2g3d.jobs.occlusion3d import run_benchmark, summary_table
+from p2g3d.scenes import make_scene
 
 
+@requires_3d
 def test_oracle_masks_beat_visible_and_foreground_masks():
     scenes = [make_scene(seed, num_views=6, image_size=96) for seed in (0, 1)]
     rows = run_benchmark(scenes, resolution=64, num_points=5000)
@@ -21,3 +20,33 @@ def test_oracle_masks_beat_visible_and_foreground_masks():
         assert mean("amodal (oracle)", "volume_iou") > mean(other, "volume_iou")
     table = summary_table(rows, "syncdreamer")
     assert "Protocol: syncdreamer; 2 scenes" in table and table.count("\n| ") == 4
+
+
+class CountingCompleter:
+    """Records every completion call; returns the visible mask as the amodal mask."""
+
+    def __init__(self, completer):
+        self.completer, self.seeds = completer, []
+
+    def __call__(self, image, visible_mask, *, seed, show_progress=True):
+        self.seeds.append(seed)
+        return self.completer(image, visible_mask, seed=seed, show_progress=show_progress)
+
+
+@requires_3d
+def test_each_view_is_completed_once_with_its_own_seed(tiny_pipeline, tmp_path):
+    """The completed masks are computed once per view, carved and shown from the same arrays, and every view of
+    every scene gets its own completion seed derived from the run's seed."""
+    from p2g3d.completer import AmodalCompleter
+    from p2g3d.jobs.occlusion3d import COMPLETED, scene_masks
+    from p2g3d.sampling import derive_seed
+
+    scenes = [make_scene(seed, num_views=4, image_size=64) for seed in (0, 1)]
+    counting = CountingCompleter(AmodalCompleter(tiny_pipeline, num_samples=1, num_inference_steps=2))
+    rows = run_benchmark(scenes, counting, seed=11, resolution=32, num_points=500, output=tmp_path)
+    assert counting.seeds == [derive_seed(11, scene, view) for scene in (0, 1) for view in range(4)]
+    assert len(set(counting.seeds)) == 8
+    assert [r.method for r in rows].count(COMPLETED) == 2
+    assert (tmp_path / "scene_1" / "pix2gestalt.glb").is_file() and (tmp_path / "scene_0" / "preview.png").is_file()
+    masks = scene_masks(scenes[0], counting, seed=11)
+    assert all(mask.dtype == bool and mask.shape == (64, 64) for mask in masks[COMPLETED])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from diffusers import DDIMScheduler
 
 from p2g3d.pipelines.official_ddim import (

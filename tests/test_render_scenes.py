@@ -5,16 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
+from conftest import requires_3d
 
-pytest.importorskip("open3d", reason="the 3D extra is not installed")
-
-from p2g3d.cameras import intrinsics_from_fov, orbit_camera  # noqa: E402
+from p2g3d.cameras import intrinsics_from_fov, orbit_camera
 from p2g3d.integrations.base import load_views, save_views
-from p2g3d.types import MaskedView  # noqa: E402
-from p2g3d.integrations.carving import VisualHullReconstructor  # noqa: E402
-from p2g3d.metrics import evaluate  # noqa: E402
-from p2g3d.render import pixel_rays, render  # noqa: E402
-from p2g3d.scenes import TARGET_KINDS, make_scene, make_target  # noqa: E402
+from p2g3d.integrations.carving import VisualHullReconstructor
+from p2g3d.metrics import evaluate
+from p2g3d.render import pixel_rays, render
+from p2g3d.scenes import TARGET_KINDS, make_scene, make_target
+from p2g3d.types import MaskedView
 
 W, H = 96, 72
 K = intrinsics_from_fov(40.0, W, H)
@@ -25,6 +24,7 @@ def scene():
     return make_scene(2, num_views=6, image_size=96)
 
 
+@requires_3d
 def test_sphere_depth_matches_ray_intersection():
     radius = 0.5
     sphere = trimesh.creation.icosphere(subdivisions=6, radius=radius)
@@ -45,6 +45,7 @@ def test_sphere_depth_matches_ray_intersection():
     assert np.dot(centre, camera.center / np.linalg.norm(camera.center)) > 0.99
 
 
+@requires_3d
 def test_pixels_follow_the_camera_convention():
     dot = trimesh.creation.icosphere(subdivisions=3, radius=0.03)
     point = np.array([0.2, -0.1, 0.15])
@@ -57,6 +58,7 @@ def test_pixels_follow_the_camera_convention():
     assert abs((cols + 0.5).mean() - u) < 0.5 and abs((rows + 0.5).mean() - v) < 0.5
 
 
+@requires_3d
 def test_occlusion_colours_and_ids():
     sphere = trimesh.creation.icosphere(subdivisions=4, radius=0.5)
     sphere.visual.face_colors = (220, 20, 20, 255)
@@ -72,6 +74,7 @@ def test_occlusion_colours_and_ids():
         render([], camera)
 
 
+@requires_3d
 @pytest.mark.parametrize("kind", TARGET_KINDS)
 def test_targets_are_watertight_unit_objects(kind):
     mesh = make_target(np.random.default_rng(0), kind)
@@ -80,6 +83,7 @@ def test_targets_are_watertight_unit_objects(kind):
     assert mesh.visual.kind == "vertex"
 
 
+@requires_3d
 def test_scene_views_and_determinism(scene):
     again = make_scene(2, num_views=6, image_size=96)
     np.testing.assert_array_equal(scene.views[3].image, again.views[3].image)
@@ -96,6 +100,7 @@ def test_scene_views_and_determinism(scene):
         make_scene(1, occlusion_range=(0.6, 0.2))
 
 
+@requires_3d
 def test_carving_with_amodal_masks_beats_visible_masks(scene, tmp_path):
     carve = VisualHullReconstructor(resolution=64, bounds=((-1, -1, -1), (1, 1, 1)))
     results = {}
@@ -113,6 +118,7 @@ def test_carving_with_amodal_masks_beats_visible_masks(scene, tmp_path):
     np.testing.assert_array_equal(carve.occupancy(reloaded), carve.occupancy(views))
 
 
+@requires_3d
 def test_carving_errors(scene):
     views = [MaskedView(v.image, v.amodal_mask, v.camera) for v in scene.views]
     with pytest.raises(ValueError, match="at least 2"):

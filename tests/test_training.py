@@ -7,15 +7,20 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import requires_3d
 
-pytest.importorskip("open3d", reason="the 3D extra is not installed")
-
-from p2g3d import Pix2GestaltPipeline  # noqa: E402
-from p2g3d.training.evaluation import convex_hull, evaluate_amodal, examples_from_cocoa, examples_from_folder  # noqa: E402
-from p2g3d.cli import main  # noqa: E402
-from p2g3d.completer import AmodalCompleter  # noqa: E402
-from p2g3d.training.data import FOLDERS, GestaltDataset, synthetic_samples, write_dataset  # noqa: E402
-from p2g3d.training.trainer import TrainConfig, dropout_masks, train  # noqa: E402
+from p2g3d import Pix2GestaltPipeline
+from p2g3d.cli import main
+from p2g3d.completer import AmodalCompleter
+from p2g3d.training.data import FOLDERS, GestaltDataset, synthetic_samples, write_dataset
+from p2g3d.training.evaluation import (
+    convex_hull,
+    decode_segmentation,
+    evaluate_amodal,
+    examples_from_cocoa,
+    examples_from_folder,
+)
+from p2g3d.training.trainer import TrainConfig, dropout_masks, latest_checkpoint, train
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +29,7 @@ def dataset_dir(tmp_path_factory):
     return write_dataset(synthetic_samples(seed=0, count=12, image_size=32), folder)
 
 
+@requires_3d
 def test_synthetic_samples_are_occluded_pairs(dataset_dir):
     dataset = GestaltDataset(dataset_dir)
     assert len(dataset) == 12 and all((dataset_dir / sub / "000000.png").is_file() for sub in FOLDERS)
@@ -57,6 +63,7 @@ def _config(dataset_dir, output, **overrides):
     return TrainConfig(**settings)
 
 
+@requires_3d
 def test_training_resumes_exactly_and_saves_ema_weights(dataset_dir, tmp_path):
     vae_model = train(_config(dataset_dir, tmp_path / "vae", stage="vae", learning_rate=1e-3, steps=2))
     straight = train(_config(dataset_dir, tmp_path / "straight", init=str(vae_model)))
@@ -76,6 +83,7 @@ def test_training_resumes_exactly_and_saves_ema_weights(dataset_dir, tmp_path):
     assert all(torch.equal(x, y) for x, y in zip(raw.cc_projection.parameters(), a.cc_projection.parameters()))
 
 
+@requires_3d
 def test_cc_projection_learns_ten_times_faster(dataset_dir, tmp_path, monkeypatch):
     captured = {}
     original = torch.optim.AdamW
@@ -89,6 +97,7 @@ def test_cc_projection_learns_ten_times_faster(dataset_dir, tmp_path, monkeypatc
     assert captured["lrs"] == [1e-4, pytest.approx(1e-3)]
 
 
+@requires_3d
 def test_amodal_evaluation_and_baselines(dataset_dir, tiny_model_dir):
     hull = convex_hull(np.array([[1, 0, 1], [0, 0, 0], [1, 0, 1]], dtype=bool))
     assert hull.all()
@@ -111,8 +120,46 @@ def test_cocoa_annotations(tmp_path):
     (example,) = list(examples_from_cocoa(tmp_path / "ann.json", tmp_path))
     assert example.amodal_mask.sum() > example.visible_mask.sum() > 0
     assert not (example.visible_mask & ~example.amodal_mask).any()
+    # Polygons are decoded as the COCO tools decode them: a 20 x 10 rectangle covers exactly 200 pixels (a
+    # rasteriser that adds the outline would give 21 x 11 = 231).
+    assert example.amodal_mask.sum() == 200 and example.visible_mask.sum() == 100
 
 
+def test_segmentations_decode_like_pycocotools_ann_to_mask():
+    from pycocotools import mask as coco_mask
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        polygon = [rng.uniform(0, 40, 12).round(1).tolist()]
+        expected = coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects(polygon, 32, 40))).astype(bool)
+        np.testing.assert_array_equal(decode_segmentation(polygon, 32, 40), expected)
+        rle = coco_mask.encode(np.asfortranarray(expected.astype(np.uint8)))
+        np.testing.assert_array_equal(decode_segmentation(rle, 32, 40), expected)
+    with pytest.raises(ValueError, match="COCO segmentation"):
+        decode_segmentation("polygon", 32, 40)
+
+
+@requires_3d
+def test_a_checkpoint_counts_only_when_complete(dataset_dir, tmp_path):
+    """A crash while saving leaves a partial folder (or a step folder without its state file): resume ignores it."""
+    run = tmp_path / "run"
+    config = _config(dataset_dir, run, steps=2, checkpoint_every=1)
+    train(config)
+    checkpoints = run / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_0000001", "step_0000002"]
+    (checkpoints / ".step_0000003.partial").mkdir()  # killed while saving step 3
+    (checkpoints / "step_0000004").mkdir()  # a half-copied folder without trainer_state.json
+    (checkpoints / "step_9999999_backup").mkdir()
+    assert latest_checkpoint(checkpoints) == checkpoints / "step_0000002"
+    train(_config(dataset_dir, run, steps=3, checkpoint_every=1))  # resumes from step 2, does not fail
+    log = [json.loads(line)["step"] for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert log == [1, 2, 3]
+    assert latest_checkpoint(checkpoints) == checkpoints / "step_0000003"
+    assert not (checkpoints / ".step_0000003.partial").exists()
+    json.loads((run / "training.json").read_text())  # written atomically, complete
+
+
+@requires_3d
 def test_cli_make_data_train_and_eval(tmp_path, capsys):
     data = tmp_path / "data"
     assert main(["make-data", str(data), "--count", "6", "--image-size", "32", "--seed", "3"]) == 0
@@ -126,6 +173,7 @@ def test_cli_make_data_train_and_eval(tmp_path, capsys):
     assert main(["eval-amodal", "--model", str(model)]) == 2
 
 
+@requires_3d
 def test_latent_scale_calibration_and_mode_targets(dataset_dir, tmp_path):
     from p2g3d.training.data import GestaltDataset
     from p2g3d.training.trainer import encode_dataset, load_start

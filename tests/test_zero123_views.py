@@ -1,4 +1,4 @@
-"""The Zero-1-to-3 integration end to end on the converted tiny reference model (CPU)."""
+"""The Zero-1-to-3 integration end to end on a tiny Zero-1-to-3 built from configs (CPU, no reference bundle)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,17 @@ import torch
 
 from p2g3d.cameras import Camera, position_to_spherical, zero123_relative_pose
 from p2g3d.cli import main
-from p2g3d.sampling import derive_seed
+from p2g3d.integrations.base import load_views
 from p2g3d.integrations.zero123 import NovelViewGenerator, reframe_for_zero123
+from p2g3d.io import load_mask
 from p2g3d.masks import amodal_mask_from_whole
-from p2g3d.types import AmodalObject
+from p2g3d.sampling import derive_seed
+from p2g3d.types import AmodalObject, MaskedView
 
 
 @pytest.fixture(scope="module")
-def generator(converted_z123):
-    return NovelViewGenerator.from_pretrained(converted_z123, device="cpu", num_inference_steps=4, batch_size=3)
+def generator(tiny_z123_dir):
+    return NovelViewGenerator.from_pretrained(tiny_z123_dir, device="cpu", num_inference_steps=4, batch_size=3)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +67,7 @@ def test_views_come_with_their_cameras(generator, cutout):
     assert position_to_spherical(views[2].camera.center)[1] == pytest.approx(90.0)
 
 
-def test_views_equal_direct_pipeline_calls_and_ignore_batching(generator, cutout, converted_z123):
+def test_views_equal_direct_pipeline_calls_and_ignore_batching(generator, cutout):
     targets = generator.orbit(3, elevation_deg=-10.0)
     views = generator(cutout, targets, input_elevation=0.0, num_samples=1, seed=5, show_progress=False)
     single = NovelViewGenerator(generator.pipeline, num_inference_steps=4, batch_size=1)
@@ -92,10 +94,10 @@ def test_bad_requests(generator, cutout):
         generator(cutout, generator.orbit(1), num_samples=0, show_progress=False)
 
 
-def test_cli_views(converted_z123, cutout, tmp_path, capsys):
+def test_cli_views_write_a_folder_that_reconstruct_reads(tiny_z123_dir, tiny_model_dir, cutout, tmp_path, capsys):
     PIL.Image.fromarray(cutout).save(tmp_path / "object.png")
     out = tmp_path / "views"
-    argv = ["views", str(tmp_path / "object.png"), "--model", str(converted_z123), "-o", str(out), "--num-views", "3"]
+    argv = ["views", str(tmp_path / "object.png"), "--model", str(tiny_z123_dir), "-o", str(out), "--num-views", "3"]
     assert main(argv + ["--steps", "3", "--samples", "2", "--input-elevation", "15", "--device", "cpu"]) == 0
     cameras = json.loads((out / "cameras.json").read_text())
     assert len(cameras["views"]) == 6 and (out / "input.png").is_file()
@@ -105,6 +107,19 @@ def test_cli_views(converted_z123, cutout, tmp_path, capsys):
         elevation, _, radius = position_to_spherical(camera.center)
         assert elevation == pytest.approx(15.0) and radius == pytest.approx(1.5)
     assert cameras["views"][2]["zero123_pose"]["delta_azimuth_deg"] == pytest.approx(120.0)
+    views = load_views(out)  # the one views-folder format: what `p2g3d views` writes, `p2g3d reconstruct` reads
+    assert len(views) == 6 and all(isinstance(v, MaskedView) for v in views)
+    np.testing.assert_array_equal(views[3].mask, load_mask(out / cameras["views"][3]["mask"]))
     PIL.Image.fromarray(cutout[..., :3]).save(tmp_path / "rgb.png")
-    assert main(["views", str(tmp_path / "rgb.png"), "--model", str(converted_z123), "-o", str(out)]) == 2
+    assert main(["views", str(tmp_path / "rgb.png"), "--model", str(tiny_z123_dir), "-o", str(out)]) == 2
     assert "no alpha channel" in capsys.readouterr().err
+    assert main(["views", str(tmp_path / "object.png"), "--model", str(tiny_model_dir), "-o", str(out)]) == 2
+    assert "Pix2GestaltPipeline model, but a Zero123Pipeline model is needed" in capsys.readouterr().err
+
+
+def test_novel_views_become_masked_views(generator, cutout):
+    (view,) = generator(cutout, generator.orbit(1), num_samples=1, show_progress=False)
+    masked = view.masked_view()
+    assert isinstance(masked, MaskedView) and masked.camera is view.camera
+    np.testing.assert_array_equal(masked.image, view.image)
+    np.testing.assert_array_equal(masked.mask, view.mask)
