@@ -15,10 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import DiffusionPipeline
+from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
+from diffusers.schedulers import KarrasDiffusionSchedulers
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
+from transformers import CLIPVisionModelWithProjection
 
+from .cc_projection import CCProjection
 from .image_processing import clip_pixel_values, to_uint8
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
@@ -38,6 +41,21 @@ class ImageConditionedPipeline(DiffusionPipeline):
     the helpers below."""
 
     _callback_tensor_inputs = ["latents", "pred_original_sample"]
+
+    model_cpu_offload_seq = "image_encoder->cc_projection->vae->unet->vae"
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        image_encoder: CLIPVisionModelWithProjection,
+        unet: UNet2DConditionModel,
+        cc_projection: CCProjection,
+        scheduler: KarrasDiffusionSchedulers,
+    ):
+        super().__init__()
+        self.register_modules(
+            vae=vae, image_encoder=image_encoder, unet=unet, cc_projection=cc_projection, scheduler=scheduler
+        )
 
     @property
     def vae_scale_factor(self) -> int:

@@ -21,12 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from diffusers import AutoencoderKL, UNet2DConditionModel
-from diffusers.schedulers import KarrasDiffusionSchedulers
-from transformers import CLIPVisionModelWithProjection
 
 from .base import ImageConditionedPipeline, ImagePipelineOutput
-from .cc_projection import CCProjection
 from .image_processing import ImageInput, preprocess_image, preprocess_mask
 
 Pix2GestaltPipelineOutput = ImagePipelineOutput
@@ -39,21 +35,6 @@ class Pix2GestaltPipeline(ImageConditionedPipeline):
     (``UNet2DConditionModel`` with 12 input channels: ``[z_t, image latent, mask latent]``), ``cc_projection``
     (:class:`CCProjection`) and ``scheduler`` (an ``OfficialDDIMScheduler`` reproduces the official sampler).
     """
-
-    model_cpu_offload_seq = "image_encoder->cc_projection->vae->unet->vae"
-
-    def __init__(
-        self,
-        vae: AutoencoderKL,
-        image_encoder: CLIPVisionModelWithProjection,
-        unet: UNet2DConditionModel,
-        cc_projection: CCProjection,
-        scheduler: KarrasDiffusionSchedulers,
-    ):
-        super().__init__()
-        self.register_modules(
-            vae=vae, image_encoder=image_encoder, unet=unet, cc_projection=cc_projection, scheduler=scheduler
-        )
 
     @torch.no_grad()
     def encode_context(self, image: torch.Tensor) -> torch.Tensor:

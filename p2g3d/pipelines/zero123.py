@@ -25,7 +25,6 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
-from diffusers.schedulers import KarrasDiffusionSchedulers
 from transformers import CLIPVisionModelWithProjection
 
 from .base import ImageConditionedPipeline, ImagePipelineOutput
@@ -105,21 +104,6 @@ class Zero123Pipeline(ImageConditionedPipeline):
     ``safety_checker`` and ``feature_extractor``, and a ``cc_projection`` class from a pipeline file); no code from
     such a folder is executed.
     """
-
-    model_cpu_offload_seq = "image_encoder->cc_projection->vae->unet->vae"
-
-    def __init__(
-        self,
-        vae: AutoencoderKL,
-        image_encoder: CLIPVisionModelWithProjection,
-        unet: UNet2DConditionModel,
-        cc_projection: CCProjection,
-        scheduler: KarrasDiffusionSchedulers,
-    ):
-        super().__init__()
-        self.register_modules(
-            vae=vae, image_encoder=image_encoder, unet=unet, cc_projection=cc_projection, scheduler=scheduler
-        )
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
