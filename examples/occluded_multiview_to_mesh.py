@@ -29,7 +29,8 @@ def main() -> None:
     completer = AmodalCompleter.from_pretrained(args.model, num_samples=3, num_inference_steps=20)
     rows = run_benchmark([scene], completer, seed=args.seed, output=args.output)
     print(summary_table(rows, "syncdreamer"))
-    print(f"\nview 0 hides {scene.views[0].occluded_fraction:.0%} of the target; meshes and preview.png in {args.output}")
+    print(f"\nview 0 hides {scene.views[0].occluded_fraction:.0%} of the target; meshes and preview.png in "
+          f"{args.output / f'scene_{args.seed}'}")
 
 
 if __name__ == "__main__":
