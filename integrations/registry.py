@@ -15,8 +15,10 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
-from .base import Reconstructor
+if TYPE_CHECKING:
+    from .base import Reconstructor
 
 ENTRY_POINT_GROUP = "p2g3d.backends"
 _runtime_backends: dict[str, Callable[..., Reconstructor]] = {}
@@ -48,6 +50,8 @@ def backend_factory(name: str) -> Callable[..., Reconstructor]:
 
 def create_backend(name: str, **options) -> Reconstructor:
     """Build backend ``name`` with ``options``; an option the backend does not take is a ValueError, not ignored."""
+    from .base import Reconstructor
+
     factory = backend_factory(name)
     parameters = inspect.signature(factory).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())

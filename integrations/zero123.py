@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import PIL.Image
@@ -24,11 +25,12 @@ from p2g3d.cameras import Camera, intrinsics_from_fov, orbit_camera, orbit_camer
 from p2g3d.io import as_cutout
 from p2g3d.loading import load_pipeline
 from p2g3d.masks import amodal_mask_from_whole
-from p2g3d.pipelines import Zero123Pipeline
-from p2g3d.pipelines.image_processing import to_uint8
 from p2g3d.runtime import resolve_device, resolve_dtype
 from p2g3d.sampling import SamplingSettings, batched, seeded_noise
 from p2g3d.types import MaskedView
+
+if TYPE_CHECKING:  # the pipelines (torch, diffusers) are imported on use, so the CLI starts fast
+    from p2g3d.pipelines import Zero123Pipeline
 
 TRAINING_SIZE = 256
 TRAINING_OBJECT_SIZE = 200
@@ -119,6 +121,8 @@ class NovelViewGenerator:
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str | os.PathLike, device=None, dtype=None, **settings) -> NovelViewGenerator:
         """Load a converted Zero-1-to-3 folder, a community diffusers folder, or a hub id (when online)."""
+        from p2g3d.pipelines import Zero123Pipeline
+
         NovelViewSettings(**settings)  # bad settings fail before the model loads
         resolved = resolve_device(device)
         return cls(load_pipeline(Zero123Pipeline, path_or_hub_id, resolved, resolve_dtype(dtype, resolved)), **settings)
@@ -179,6 +183,8 @@ class NovelViewGenerator:
         return views
 
     def _sample(self, image: np.ndarray, poses, batch, seed: int) -> np.ndarray:
+        from p2g3d.pipelines.image_processing import to_uint8
+
         generators, latents = seeded_noise(self.pipeline, batch, seed)
         polar, azimuth, radius = (list(values) for values in zip(*poses))
         output = self.pipeline(

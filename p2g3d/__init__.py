@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "AmodalCompleter": "p2g3d.completer",
-    "CompletionSettings": "p2g3d.completer",
+    "CompletionSettings": "p2g3d.sampling",
     "AmodalObject": "p2g3d.types",
     "MaskedView": "p2g3d.types",
     "Camera": "p2g3d.cameras",

@@ -103,7 +103,7 @@ def _add_convert(command: argparse.ArgumentParser) -> None:
 
 
 def _add_complete(command: argparse.ArgumentParser) -> None:
-    from .completer import CompletionSettings
+    from .sampling import CompletionSettings
 
     command.add_argument("image", type=Path, help="scene image (8-bit PNG / JPEG)")
     command.add_argument("--mask", type=Path, action="append", required=True, help="visible mask (repeatable)")
@@ -176,13 +176,13 @@ def _add_make_data(command: argparse.ArgumentParser) -> None:
 
 
 def _add_train(command: argparse.ArgumentParser) -> None:
-    from .training.trainer import TrainConfig
+    from .training.config import TrainConfig
 
     add_settings_arguments(command, TrainConfig)
 
 
 def _add_eval_amodal(command: argparse.ArgumentParser) -> None:
-    from .completer import CompletionSettings
+    from .sampling import CompletionSettings
 
     command.add_argument("--model", default=None, help="model folder (default: the embedded demo model)")
     command.add_argument("--data", type=Path, default=None, help="pix2gestalt-format dataset folder")
@@ -239,9 +239,10 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def run_complete(args: argparse.Namespace) -> int:
-    from .completer import AmodalCompleter, CompletionSettings
+    from .completer import AmodalCompleter
     from .io import load_image, load_mask, object_masks, save_json, save_png
     from .preview import preview_sheet
+    from .sampling import CompletionSettings
 
     image = load_image(args.image)
     masks = [load_mask(path) for path in args.mask]
@@ -366,8 +367,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval_amodal(args: argparse.Namespace) -> int:
-    from .completer import AmodalCompleter, CompletionSettings
+    from .completer import AmodalCompleter
     from .io import save_json
+    from .sampling import CompletionSettings
     from .training.evaluation import evaluate_amodal, examples_from_cocoa, examples_from_folder
 
     if (args.data is None) == (args.cocoa is None):

@@ -16,51 +16,22 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .framing import FRAMINGS, Frame, frame_image, frame_mask, make_frame, unframe_image, unframe_mask
+from .framing import Frame, frame_image, frame_mask, make_frame, unframe_image, unframe_mask
 from .io import as_image, object_masks
 from .loading import DEFAULT_MODEL_NOTE, default_model_path, load_pipeline
-from .masks import MASK_RULES, amodal_mask_from_whole, majority_vote, sample_agreement
+from .masks import amodal_mask_from_whole, majority_vote, sample_agreement
 from .pipelines.image_processing import to_uint8
 from .pipelines.pix2gestalt import Pix2GestaltPipeline
 from .runtime import resolve_device, resolve_dtype
-from .sampling import SamplingSettings, batched, seeded_noise
+from .sampling import CompletionSettings, batched, seeded_noise
 from .types import AmodalObject
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CompletionSettings(SamplingSettings):
-    """Settings of :class:`AmodalCompleter` (the ``p2g3d complete`` options are generated from these fields).
-
-    Attributes:
-        num_samples: samples per object, voted per pixel (the paper votes over several).
-        num_inference_steps: requested DDIM steps (official default 200; 50 is close and 4x faster).
-        guidance_scale: classifier-free guidance (official 2.0).
-        eta: DDIM eta (official 1.0).
-        framing: ``"squash"`` (official, whole image resized to the square) or ``"pad"`` (aspect kept).
-        mask_rule: ``"rgb"`` (correct RGB->gray, default) or ``"official"`` (the official channel-swapped gray).
-        batch_size: (object, sample) pairs per pipeline call; lower it when memory is short.
-    """
-
-    num_samples: int = field(default=4, metadata={"flag": "--samples", "help": "samples per object, voted per pixel"})
-    framing: str = field(default="squash", metadata={"flag": "--framing", "choices": FRAMINGS, "help": "squash is official"})
-    mask_rule: str = field(default="rgb", metadata={"flag": "--mask-rule", "choices": MASK_RULES, "help": "gray rule for masks"})
-
-    def __post_init__(self):
-        super().__post_init__()
-        if isinstance(self.num_samples, bool) or not isinstance(self.num_samples, int) or self.num_samples < 1:
-            raise ValueError(f"num_samples must be a positive int, got {self.num_samples!r}")
-        if self.framing not in FRAMINGS:
-            raise ValueError(f"framing must be one of {FRAMINGS}, got {self.framing!r}")
-        if self.mask_rule not in MASK_RULES:
-            raise ValueError(f"mask_rule must be one of {MASK_RULES}, got {self.mask_rule!r}")
 
 
 class AmodalCompleter:

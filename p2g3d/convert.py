@@ -36,21 +36,14 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import torch
-import yaml
-from diffusers import AutoencoderKL, UNet2DConditionModel
-from diffusers.loaders.single_file_utils import (
-    convert_ldm_unet_checkpoint,
-    convert_ldm_vae_checkpoint,
-    create_unet_diffusers_config_from_ldm,
-    create_vae_diffusers_config_from_ldm,
-)
-from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+from typing import TYPE_CHECKING
 
-from .checkpoint import load_lightning_state_dict
-from .pipelines.cc_projection import CCProjection
-from .pipelines.official_ddim import official_ddim_scheduler
-from .runtime import DTYPES
+import yaml
+
+from .runtime import DTYPES, torch_dtype
+
+if TYPE_CHECKING:  # torch, diffusers and transformers are imported where they are used, so the CLI starts fast
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -292,6 +285,15 @@ def convert_state_dict(
         unet_weights: ``"ema"`` (default; what the official inference uses) or ``"raw"`` (the training weights,
             only for checkpoints saved without EMA).
     """
+    from diffusers.loaders.single_file_utils import (
+        convert_ldm_unet_checkpoint,
+        convert_ldm_vae_checkpoint,
+        create_unet_diffusers_config_from_ldm,
+        create_vae_diffusers_config_from_ldm,
+    )
+
+    from .pipelines.official_ddim import official_ddim_scheduler
+
     if unet_weights not in UNET_WEIGHTS:
         raise ValueError(f"unet_weights must be one of {UNET_WEIGHTS}, got {unet_weights!r}")
     family = detect_family(state_dict)
@@ -356,13 +358,20 @@ def convert_state_dict(
     )
 
 
-def build_components(converted: ConvertedModel, dtype: torch.dtype = torch.float32) -> dict[str, torch.nn.Module]:
+def build_components(converted: ConvertedModel, dtype: torch.dtype | None = None) -> dict[str, torch.nn.Module]:
     """Instantiate the diffusers components and load the converted weights strictly.
 
     Parameters are created on the meta device and the converted tensors are assigned (no extra copy, memory-mapped
     tensors stay on disk until written), then cast to ``dtype``.
     """
+    import torch
     from accelerate import init_empty_weights
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from .pipelines.cc_projection import CCProjection
+
+    dtype = dtype or torch.float32
 
     with init_empty_weights(include_buffers=False):
         modules = {
@@ -416,6 +425,7 @@ def convert_checkpoint(
         unet_weights: ``"ema"`` (default) or ``"raw"`` for checkpoints trained without EMA.
     """
     from . import __version__, pipelines
+    from .checkpoint import load_lightning_state_dict
 
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
@@ -431,7 +441,7 @@ def convert_checkpoint(
 
     state_dict = load_lightning_state_dict(checkpoint_path)
     converted = convert_state_dict(state_dict, config, unet_weights)
-    modules = build_components(converted, DTYPES[dtype])
+    modules = build_components(converted, torch_dtype(dtype))
     pipeline_class = getattr(pipelines, converted.family.pipeline_class_name)
     pipeline = pipeline_class(scheduler=pipelines.OfficialDDIMScheduler.from_config(converted.scheduler_config), **modules)
 

@@ -7,9 +7,10 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 PipelineT = TypeVar("PipelineT")
 

@@ -25,10 +25,12 @@ from __future__ import annotations
 import itertools
 import logging
 
-import numpy as np
-import trimesh
+from typing import TYPE_CHECKING
 
-from .meshes import as_tensor_mesh, as_trimesh, import_open3d
+import numpy as np
+
+if TYPE_CHECKING:  # trimesh and Open3D load on use, so the CLI starts fast
+    import trimesh
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +52,16 @@ def unit_box_transform(mesh: trimesh.Trimesh) -> np.ndarray:
 
 def sample_surface(mesh: trimesh.Trimesh, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``count`` uniform surface samples ``(count, 3)`` and their face normals ``(count, 3)``, reproducible."""
+    import trimesh
+
     points, faces = trimesh.sample.sample_surface(mesh, count, seed=seed)
     return np.asarray(points, dtype=np.float64), np.asarray(mesh.face_normals[faces], dtype=np.float64)
 
 
 def nearest_neighbours(query: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each query point, the index of and the Euclidean distance to its nearest reference point."""
+    from .meshes import import_open3d
+
     o3d = import_open3d()
     search = o3d.core.nns.NearestNeighborSearch(o3d.core.Tensor(reference.astype(np.float64)))
     search.knn_index()
@@ -88,6 +94,8 @@ def _rotation_candidates() -> list[np.ndarray]:
 def align_rigid(pred_points: np.ndarray, gt_points: np.ndarray, icp_distance: float = 0.1) -> np.ndarray:
     """4x4 rigid transform taking ``pred_points`` onto ``gt_points``: coarse rotation sweep about the centroids,
     then point-to-point ICP."""
+    from .meshes import import_open3d
+
     o3d = import_open3d()
     pred_centre, gt_centre = pred_points.mean(0), gt_points.mean(0)
     coarse_pred, coarse_gt = pred_points[:: max(1, len(pred_points) // 2000)], gt_points[:: max(1, len(gt_points) // 2000)]
@@ -111,6 +119,8 @@ def align_rigid(pred_points: np.ndarray, gt_points: np.ndarray, icp_distance: fl
 
 def volume_iou(pred: trimesh.Trimesh, gt: trimesh.Trimesh, resolution: int = 64) -> float:
     """Solid IoU of the two meshes on an ``resolution^3`` grid over the union of their bounding boxes."""
+    from .meshes import as_tensor_mesh, import_open3d
+
     o3d = import_open3d()
     low = np.minimum(pred.bounds[0], gt.bounds[0])
     high = np.maximum(pred.bounds[1], gt.bounds[1])
@@ -150,6 +160,8 @@ def evaluate(
         ``{"protocol", "chamfer", "f_score@<tau>"..., "volume_iou", "normal_consistency", "alignment", ...}``;
         ``alignment`` is the 4x4 transform applied to the prediction (normalisation and alignment).
     """
+    from .meshes import as_trimesh
+
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     pred_mesh, gt_mesh = as_trimesh(pred).copy(), as_trimesh(gt).copy()

@@ -1,16 +1,20 @@
-"""Device and dtype selection with clear errors."""
+"""Device and dtype selection with clear errors. Imports torch only when a device or dtype is resolved."""
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+if TYPE_CHECKING:
+    import torch
+
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 """The one dtype table: the names every command line and API accepts (also under torch's own names)."""
-_BY_NAME = {**DTYPES, **{str(dtype).removeprefix("torch."): dtype for dtype in DTYPES.values()}}
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``None`` -> CUDA when available, else CPU. Unknown or unavailable devices raise ValueError."""
+    import torch
+
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -29,14 +33,23 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return resolved
 
 
+def torch_dtype(name: str | torch.dtype) -> torch.dtype:
+    """``"fp32"`` / ``"fp16"`` / ``"bf16"`` (or torch's names, or a torch dtype among them) -> the torch dtype."""
+    import torch
+
+    allowed = {getattr(torch, torch_name) for torch_name in DTYPES.values()}
+    if isinstance(name, torch.dtype):
+        if name not in allowed:
+            raise ValueError(f"unsupported dtype {name}; expected float32, float16 or bfloat16")
+        return name
+    torch_name = DTYPES.get(name, name if name in DTYPES.values() else None)
+    if torch_name is None:
+        raise ValueError(f"unknown dtype {name!r}; expected one of {', '.join(DTYPES)}")
+    return getattr(torch, torch_name)
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """``None`` -> float16 on CUDA, float32 elsewhere; names ``fp32``/``fp16``/``bf16`` or torch dtypes."""
+    """``None`` -> float16 on CUDA, float32 elsewhere; otherwise :func:`torch_dtype`."""
     if dtype is None:
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if isinstance(dtype, torch.dtype):
-        if dtype not in DTYPES.values():
-            raise ValueError(f"unsupported dtype {dtype}; expected float32, float16 or bfloat16")
-        return dtype
-    if dtype not in _BY_NAME:
-        raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
-    return _BY_NAME[dtype]
+        return torch_dtype("fp16" if device.type == "cuda" else "fp32")
+    return torch_dtype(dtype)

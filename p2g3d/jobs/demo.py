@@ -11,10 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from ..completer import AmodalCompleter
 from ..io import save_json, write_atomic
-from ..scenes import make_scene
-from .occlusion3d import run_benchmark, summary_table
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +33,10 @@ def run_demo(
     oracle amodal masks, each mesh is exported as ``scene_S/<method>.glb`` next to the ground truth, and
     ``scene_S/preview.png`` shows the views with each method's masks over the true amodal mask.
     """
+    from ..completer import AmodalCompleter  # torch, diffusers and the 3D stack load here, not when the CLI starts
+    from ..scenes import make_scene
+    from .occlusion3d import run_benchmark, summary_table
+
     output = Path(output)
     started = time.perf_counter()
     completer = AmodalCompleter.from_pretrained(model, device=device, num_samples=samples, num_inference_steps=steps)

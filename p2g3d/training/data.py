@@ -26,7 +26,6 @@ from tqdm.auto import tqdm
 
 from ..cameras import intrinsics_from_fov, orbit_camera
 from ..io import load_image, load_mask, save_json, save_png
-from ..scenes import contact_test, make_target, place_occluder
 
 FOLDERS = ("occlusion", "whole", "whole_mask", "visible_object_mask")
 
@@ -51,6 +50,8 @@ def synthetic_samples(
 ) -> Iterator[GestaltSample]:
     """``count`` samples from synthetic scenes: each target is seen from ``samples_per_target`` random cameras,
     each with its own occluder."""
+    from ..scenes import contact_test, make_target, place_occluder  # the 3D stack loads on use
+
     rng = np.random.default_rng(seed)
     K = intrinsics_from_fov(40.0, image_size, image_size)
     produced = 0

@@ -32,7 +32,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -40,66 +40,17 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..io import save_json
+from ..io import save_json, write_atomic
 from ..pipelines.cc_projection import CCProjection
 from ..pipelines.image_processing import preprocess_image, preprocess_mask
 from ..pipelines.official_ddim import official_ddim_scheduler
 from ..pipelines.pix2gestalt import Pix2GestaltPipeline
+from .config import TrainConfig
 from .data import GestaltDataset
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("diffusion", "vae")
 WARMUP_START = 1e-6
-
-
-def _option(default, flag: str | None = None, help: str = "", **extra):
-    """A :class:`TrainConfig` field with its command-line flag and help (the ``p2g3d train`` options come from here)."""
-    return field(default=default, metadata={"flag": flag, "help": help, **extra})
-
-
-@dataclass
-class TrainConfig:
-    """Settings of one training run (all saved to ``training.json`` in the output folder). Fields with a ``flag``
-    are ``p2g3d train`` options."""
-
-    data: str = _option(None, "--data", "pix2gestalt-format dataset folder", required=True, type=Path)
-    output_dir: str = _option(None, "--output", "run folder (checkpoints, log, model/)", required=True, type=Path)
-    init: str = _option("scratch", "--init", "'scratch' (small model) or a model folder to fine-tune")
-    stage: str = _option("diffusion", "--stage", "what to train (vae first for a model from scratch)", choices=STAGES)
-    steps: int = _option(1000, "--steps", "optimisation steps")
-    batch_size: int = _option(8, "--batch-size", "samples per step")
-    learning_rate: float = _option(1e-4, "--lr", "UNet (or VAE) learning rate; cc_projection gets 10x")
-    cc_projection_lr_scale: float = 10.0
-    warmup_steps: int = _option(100, "--warmup", "linear warm-up steps")
-    ema_decay: float = _option(0.9999, "--ema-decay", "EMA decay of the UNet weights")
-    dropout: float = 0.05
-    kl_weight: float = 1e-6
-    mixed_precision: str = _option("no", "--mixed-precision", "accelerate mixed precision", choices=("no", "fp16", "bf16"))
-    checkpoint_every: int = _option(500, "--checkpoint-every", "steps between checkpoints")
-    log_every: int = 10
-    seed: int = _option(0, "--seed", "seed of data order, noise, timesteps and dropout")
-    image_size: int = _option(64, "--image-size", "training resolution in pixels")
-    target_latent: str = _option(
-        "sample", "--target-latent", "VAE posterior sample (official) or mean as the target latent", choices=("sample", "mode")
-    )
-    calibrate_latent_scale: bool = _option(
-        False, "--calibrate-latent-scale", "centre the latents on the white canvas and scale them to unit std (VAEs "
-        "trained from scratch)"
-    )
-    cache_limit: int = 50000
-
-    def __post_init__(self):
-        if self.data is None or self.output_dir is None:
-            raise ValueError("data and output_dir are required")
-        self.data, self.output_dir = str(self.data), str(self.output_dir)
-        if self.stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
-        if self.target_latent not in ("sample", "mode"):
-            raise ValueError(f"target_latent must be 'sample' or 'mode', got {self.target_latent!r}")
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "image_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
 def scratch_pipeline(image_size: int = 64, seed: int = 0) -> Pix2GestaltPipeline:
@@ -262,14 +213,50 @@ def latest_checkpoint(folder: Path) -> Path | None:
 def save_checkpoint(accelerator, folder: Path, step: int) -> Path:
     """Save the training state at ``step`` to ``folder/step_NNNNNNN`` atomically (see :func:`latest_checkpoint`)."""
     target = folder / f"step_{step:07d}"
+    for leftover in folder.glob(".step_*.partial"):  # from a run killed while saving
+        shutil.rmtree(leftover, ignore_errors=True)
     staging = folder / f".{target.name}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
     accelerator.save_state(str(staging))
     save_json(staging / CHECKPOINT_STATE, {"step": step})
     if target.exists():
         shutil.rmtree(target)
     os.replace(staging, target)
     return target
+
+
+def prune_checkpoints(folder: Path, keep: int) -> list[Path]:
+    """Delete all but the ``keep`` newest complete checkpoints (incomplete ones are left to the next save)."""
+    complete = sorted(
+        (path for path in folder.glob("step_*") if path.name[5:].isdigit() and (path / CHECKPOINT_STATE).is_file()),
+        key=lambda path: int(path.name[5:]),
+    )
+    removed = complete[:-keep] if keep < len(complete) else []
+    for path in removed:
+        shutil.rmtree(path)
+    return removed
+
+
+def _resume(accelerator, config: TrainConfig, output: Path) -> int:
+    """Load the latest complete checkpoint of ``output`` if any; returns the step to continue from. Refuses settings
+    that differ from the run's ``training.json`` (unless ``allow_changed_settings``) and a step count below the
+    checkpoint's."""
+    latest = latest_checkpoint(output / "checkpoints")
+    if latest is None:
+        return 0
+    step = json.loads((latest / CHECKPOINT_STATE).read_text())["step"]
+    saved_file = output / "training.json"
+    saved = json.loads(saved_file.read_text()) if saved_file.is_file() else {}
+    conflicts = config.resume_conflicts(saved)
+    if conflicts and not config.allow_changed_settings:
+        raise ValueError(
+            f"{output} holds a run with other settings: {'; '.join(conflicts)}. Use another output folder, or "
+            "--allow-changed-settings to resume with the new ones"
+        )
+    if config.steps < step:
+        raise ValueError(f"{output} has already trained {step} steps; --steps {config.steps} would not train them again")
+    accelerator.load_state(str(latest))
+    logger.info("resumed from %s at step %d", latest, step)
+    return step
 
 
 def _prepare_training(config: TrainConfig, accelerator):
@@ -315,6 +302,13 @@ def _step_loss(pipe, config: TrainConfig, dataset: GestaltDataset, cache: dict |
     return diffusion_loss(pipe, encoded, config.dropout, generator, config.target_latent)
 
 
+def _truncate_log(log: Path, step: int) -> None:
+    """Drop the log entries past ``step``: steps a killed run logged after its last checkpoint are trained again."""
+    if log.is_file():
+        kept = [line for line in log.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+        write_atomic(log, "".join(line + "\n" for line in kept).encode())
+
+
 def train(config: TrainConfig) -> Path:
     """Run (or resume) training; returns the folder of the final model (``OUTPUT_DIR/model``).
 
@@ -328,13 +322,12 @@ def train(config: TrainConfig) -> Path:
     checkpoints = output / "checkpoints"
     accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
     pipe, optimizer, schedule, ema = _prepare_training(config, accelerator)
-    start_step = 0
-    latest = latest_checkpoint(checkpoints)
-    if latest is not None:
-        accelerator.load_state(str(latest))
-        start_step = json.loads((latest / CHECKPOINT_STATE).read_text())["step"]
-        logger.info("resumed from %s at step %d", latest, start_step)
+    multiple = pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
+    if config.image_size % multiple:
+        raise ValueError(f"image_size must be a multiple of {multiple} for this model, got {config.image_size}")
+    start_step = _resume(accelerator, config, output)
     save_json(output / "training.json", asdict(config))
+    _truncate_log(output / "train_log.jsonl", start_step)
 
     cache = None
     if config.stage == "diffusion" and (len(dataset) <= config.cache_limit or config.calibrate_latent_scale):
@@ -361,6 +354,7 @@ def train(config: TrainConfig) -> Path:
                 progress.set_postfix(loss=f"{record['loss']:.4f}")
             if done % config.checkpoint_every == 0 or done == config.steps:
                 save_checkpoint(accelerator, checkpoints, done)
+                prune_checkpoints(checkpoints, config.keep_checkpoints)
     return _save_final(pipe, ema, accelerator, output, config, time.perf_counter() - started)
 
 

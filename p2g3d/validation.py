@@ -1,0 +1,21 @@
+"""The one validation layer for numbers at the boundary: finite, of the right kind, in range, named in the message.
+
+Settings dataclasses call :func:`check_number` in ``__post_init__``, so a bad value fails when the settings are
+built, before any model loads.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def check_number(settings, name: str, *, integer: bool = False, low=None, high=None, low_open: bool = False) -> None:
+    """Raise ValueError unless ``settings.<name>`` is a finite number (an int if ``integer``) in ``[low, high]``
+    (``(low, high]`` if ``low_open``); the message names the setting, the range and the value."""
+    value = getattr(settings, name)
+    kinds = (int,) if integer else (int, float)
+    valid = not isinstance(value, bool) and isinstance(value, kinds) and math.isfinite(value)
+    valid = valid and (low is None or (value > low if low_open else value >= low)) and (high is None or value <= high)
+    if not valid:
+        bounds = f"{'(' if low_open else '['}{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+        raise ValueError(f"{name} must be a finite {'integer' if integer else 'number'} in {bounds}, got {value!r}")
