@@ -82,16 +82,25 @@ def load_views(folder: str | os.PathLike) -> list[MaskedView]:
     if not index_file.is_file():
         raise FileNotFoundError(f"{folder} has no {VIEWS_INDEX} (expected the output of `p2g3d views` or save_views)")
     try:
-        entries = json.loads(index_file.read_text())["views"]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{index_file} is not a views index (needs a 'views' list): {error}") from error
+        index = json.loads(index_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{index_file} is not valid JSON ({error})") from error
+    entries = index.get("views") if isinstance(index, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError(f"{index_file} must be a JSON object with a 'views' list, got {type(entries or index).__name__}")
     views = []
     for number, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{index_file}: view entry {number} must be an object, got {type(entry).__name__}")
         missing = [key for key in ("file", "mask", "camera") if key not in entry]
         if missing:
             raise ValueError(f"{index_file}: view entry {number} lacks {', '.join(repr(k) for k in missing)}")
-        image, mask = load_image(folder / entry["file"]), load_mask(folder / entry["mask"])
-        views.append(MaskedView(image, mask, Camera.from_dict(entry["camera"])))
+        try:
+            camera = Camera.from_dict(entry["camera"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{index_file}: view entry {number} has no valid camera ({error.__class__.__name__}: {error})") from error
+        image, mask = load_image(folder / str(entry["file"])), load_mask(folder / str(entry["mask"]))
+        views.append(MaskedView(image, mask, camera))
     return views
 
 

@@ -7,6 +7,7 @@ occupancy is meshed by marching cubes (scikit-image) and coloured by :func:`pain
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,7 +17,10 @@ from p2g3d.types import MaskedView
 
 from .base import check_views, paint_vertices
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_BOUNDS = ((-0.6, -0.6, -0.6), (0.6, 0.6, 0.6))
+MAX_RESOLUTION = 256  # 256^3 voxel centres take 400 MB
 
 
 class VisualHullReconstructor:
@@ -30,8 +34,10 @@ class VisualHullReconstructor:
     """
 
     def __init__(self, resolution: int = 96, bounds=DEFAULT_BOUNDS, color: bool = True):
-        if resolution < 8:
-            raise ValueError(f"resolution must be at least 8, got {resolution}")
+        if isinstance(resolution, bool) or not isinstance(resolution, int) or not 8 <= resolution <= MAX_RESOLUTION:
+            raise ValueError(
+                f"resolution must be an int in [8, {MAX_RESOLUTION}] (memory grows with its cube), got {resolution!r}"
+            )
         low, high = np.asarray(bounds, dtype=np.float64)
         if low.shape != (3,) or not (high > low).all():
             raise ValueError(f"bounds must be ((x0, y0, z0), (x1, y1, z1)) with x1 > x0 etc., got {bounds}")
@@ -54,6 +60,17 @@ class VisualHullReconstructor:
         occupancy = self.occupancy(views)
         if not occupancy.any():
             raise ValueError("the views' masks carve the whole volume away: check cameras, masks and bounds")
+        if occupancy.all():
+            raise ValueError(
+                f"nothing was carved: the whole box {self.low.tolist()} - {self.high.tolist()} lies inside every mask, "
+                "so the box is smaller than the object (use larger bounds)"
+            )
+        walls = np.concatenate([occupancy[[0, -1]].ravel(), occupancy[:, [0, -1]].ravel(), occupancy[..., [0, -1]].ravel()])
+        if walls.any():
+            logger.warning(
+                "the carved volume touches the walls of the box %s - %s: the object may extend beyond it (larger "
+                "bounds would show)", self.low.tolist(), self.high.tolist()
+            )
         spacing = (self.high - self.low) / (self.resolution - 1)
         padded = np.pad(occupancy.astype(np.float32), 1)
         vertices, faces, _, _ = marching_cubes(padded, 0.5, spacing=tuple(spacing))

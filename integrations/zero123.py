@@ -175,6 +175,7 @@ class NovelViewGenerator:
         poses = [zero123_relative_pose(source_camera, camera) for camera in cameras]
         pairs = [(v, s) for v in range(len(cameras)) for s in range(num_samples)]
         batches = batched(pairs, self.settings.batch_size)
+        self.pipeline.set_progress_bar_config(disable=not show_progress, leave=False)
         views: list[NovelView] = []
         for batch in tqdm(batches, desc="novel views", unit="batch", disable=not show_progress or len(batches) < 2):
             images = self._sample(image, [poses[v] for v, _ in batch], batch, seed)

@@ -173,6 +173,7 @@ def _add_make_data(command: argparse.ArgumentParser) -> None:
     command.add_argument("--count", type=_positive_int, default=1000)
     command.add_argument("--seed", type=int, default=library_default(write_synthetic_dataset, "seed"))
     command.add_argument("--image-size", type=_positive_int, default=library_default(write_synthetic_dataset, "image_size"))
+    command.add_argument("--overwrite", action="store_true", help="replace an earlier dataset in the output folder")
 
 
 def _add_train(command: argparse.ArgumentParser) -> None:
@@ -240,30 +241,50 @@ def run_convert(args: argparse.Namespace) -> int:
 
 def run_complete(args: argparse.Namespace) -> int:
     from .completer import AmodalCompleter
-    from .io import load_image, load_mask, object_masks, save_json, save_png
-    from .preview import preview_sheet
+    from .io import check_output_folder, load_image, load_mask, object_masks
     from .sampling import CompletionSettings
 
     image = load_image(args.image)
     masks = [load_mask(path) for path in args.mask]
     object_masks(masks, *image.shape[:2])  # every mask is checked before the model loads
+    check_output_folder(args.output, min_free_bytes=4 * image.nbytes * len(masks))
     settings = settings_from_arguments(CompletionSettings, args)
     completer = AmodalCompleter.from_pretrained(args.model, device=args.device, dtype=args.dtype, **settings)
     results = completer(image, masks, seed=args.seed)
-    summary = {"image": str(args.image), "model": str(args.model), "seed": args.seed, "settings": settings, "objects": []}
-    for result, mask_path in zip(results, args.mask):
+    summary = {"image": str(args.image), "model": str(args.model), "seed": args.seed, "settings": settings}
+    write_completion(args.output, image, results, [str(path) for path in args.mask], summary)
+    logger.info("wrote %d object(s) to %s", len(results), args.output)
+    return 0
+
+
+def write_completion(output: Path, image, results, mask_names: list[str], summary: dict) -> None:
+    """Each object's four PNGs written together (all or none), then ``summary.json`` last; files an earlier run
+    listed in its summary and this run does not write are removed, so the folder never mixes two runs."""
+    from .io import json_bytes, png_bytes, write_files_atomic
+    from .preview import preview_sheet
+
+    previous = output / "summary.json"
+    stale = set()
+    if previous.is_file():
+        try:
+            stale = {name for obj in json.loads(previous.read_text()).get("objects", []) for name in obj["files"].values()}
+        except (json.JSONDecodeError, AttributeError, KeyError, TypeError):
+            logger.warning("%s is not a summary this command wrote; leaving the folder's other files alone", previous)
+    objects = []
+    for result, mask_name in zip(results, mask_names):
         stem = f"object_{result.label:02d}"
         files = {
-            "whole": save_png(args.output / f"{stem}_whole.png", result.whole_rgb),
-            "rgba": save_png(args.output / f"{stem}_rgba.png", result.whole_rgba),
-            "amodal_mask": save_png(args.output / f"{stem}_amodal_mask.png", result.amodal_mask),
-            "preview": save_png(args.output / f"{stem}_preview.png", preview_sheet(image, result)),
+            "whole": (f"{stem}_whole.png", result.whole_rgb),
+            "rgba": (f"{stem}_rgba.png", result.whole_rgba),
+            "amodal_mask": (f"{stem}_amodal_mask.png", result.amodal_mask),
+            "preview": (f"{stem}_preview.png", preview_sheet(image, result)),
         }
-        summary["objects"].append(
+        write_files_atomic({output / name: png_bytes(array) for name, array in files.values()})
+        objects.append(
             {
                 "label": result.label,
-                "visible_mask": str(mask_path),
-                "files": {name: path.name for name, path in files.items()},
+                "visible_mask": mask_name,
+                "files": {key: name for key, (name, _) in files.items()},
                 "amodal_box_xyxy": list(result.amodal_box),
                 "visible_area": int(result.visible_mask.sum()),
                 "amodal_area": int(result.amodal_mask.sum()),
@@ -272,17 +293,18 @@ def run_complete(args: argparse.Namespace) -> int:
                 "best_sample": result.best_sample,
             }
         )
-    save_json(args.output / "summary.json", summary)
-    logger.info("wrote %d object(s) to %s", len(results), args.output)
-    return 0
+    write_files_atomic({previous: json_bytes({**summary, "objects": objects})})
+    for name in stale - {name for obj in objects for name in obj["files"].values()}:
+        (output / Path(name).name).unlink(missing_ok=True)
 
 
 def run_views(args: argparse.Namespace) -> int:
     from .integrations.base import save_views
     from .integrations.zero123 import NovelViewGenerator, NovelViewSettings, reframe_for_zero123
-    from .io import load_cutout, save_png
+    from .io import check_output_folder, load_cutout, save_png
 
     source = load_cutout(args.image, args.mask)
+    check_output_folder(args.output)
     settings = settings_from_arguments(NovelViewSettings, args)
     generator = NovelViewGenerator.from_pretrained(args.model, device=args.device, dtype=args.dtype, **settings)
     elevation = args.input_elevation if args.elevation is None else args.elevation
@@ -308,10 +330,12 @@ def run_views(args: argparse.Namespace) -> int:
 def run_reconstruct(args: argparse.Namespace) -> int:
     from .integrations.base import load_views
     from .integrations.registry import create_backend
+    from .io import check_output_file
     from .meshes import FORMATS, export_mesh
 
     if args.output.suffix.lower().lstrip(".") not in FORMATS:
         raise ValueError(f"output must end in one of {', '.join('.' + f for f in FORMATS)}, got {args.output.name}")
+    check_output_file(args.output)
     options = {"resolution": args.resolution, "iterations": args.iterations, "device": args.device}
     if args.bound is not None:
         if not args.bound > 0:
@@ -325,9 +349,11 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .io import save_json
+    from .io import check_output_file, save_json
     from .metrics import evaluate
 
+    if args.output is not None:
+        check_output_file(args.output)
     result = evaluate(
         args.pred, args.gt, args.protocol, num_points=args.points, volume_resolution=args.volume_resolution,
         seed=args.seed,
@@ -339,8 +365,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from .io import check_output_folder
     from .jobs.demo import run_demo as demo
 
+    check_output_folder(args.output)
     table = demo(
         args.output, scenes=args.scenes, model=args.model, steps=args.steps, samples=args.samples, seed=args.seed,
         device=args.device,
@@ -353,7 +381,7 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_make_data(args: argparse.Namespace) -> int:
     from .training.data import write_synthetic_dataset
 
-    write_synthetic_dataset(args.output, args.count, seed=args.seed, image_size=args.image_size)
+    write_synthetic_dataset(args.output, args.count, seed=args.seed, image_size=args.image_size, overwrite=args.overwrite)
     logger.info("wrote %d samples to %s", args.count, args.output)
     return 0
 
@@ -368,7 +396,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval_amodal(args: argparse.Namespace) -> int:
     from .completer import AmodalCompleter
-    from .io import save_json
+    from .io import check_output_file, save_json
     from .sampling import CompletionSettings
     from .training.evaluation import evaluate_amodal, examples_from_cocoa, examples_from_folder
 
@@ -376,6 +404,8 @@ def run_eval_amodal(args: argparse.Namespace) -> int:
         raise ValueError("give exactly one of --data (dataset folder) or --cocoa (annotation file, with --images)")
     if args.cocoa is not None and args.images is None:
         raise ValueError("--cocoa needs --images (the folder its file names are relative to)")
+    if args.output is not None:
+        check_output_file(args.output)
     examples = examples_from_folder(args.data) if args.data else examples_from_cocoa(args.cocoa, args.images)
     settings = settings_from_arguments(CompletionSettings, args)
     completer = AmodalCompleter.from_pretrained(args.model, device=args.device, dtype=args.dtype, **settings)

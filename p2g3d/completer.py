@@ -101,7 +101,7 @@ class AmodalCompleter:
                 integer instance label map (0 = background); masks follow the mask rule of :mod:`p2g3d.io`.
             seed: base seed; sample j of object i uses its own generator derived from ``(seed, i, j)``.
             num_samples: overrides the settings' ``num_samples`` for this call.
-            show_progress: show a progress bar over batches.
+            show_progress: show progress bars (over batches, and the pipeline's over steps).
 
         Returns:
             One :class:`AmodalObject` per visible mask, in input order (label maps: increasing label).
@@ -123,6 +123,7 @@ class AmodalCompleter:
         pairs = [(i, j) for i in range(len(objects)) for j in range(num_samples)]
         samples = np.empty((len(objects), num_samples, self.size, self.size, 3), dtype=np.uint8)
         batches = batched(pairs, self.settings.batch_size)
+        self.pipeline.set_progress_bar_config(disable=not show_progress, leave=False)
         for batch in tqdm(batches, desc="amodal completion", unit="batch", disable=not show_progress or len(batches) < 2):
             samples[tuple(zip(*batch))] = self._sample(framed_image, framed_masks, batch, seed)
         return [self._assemble(label, mask, samples[i], frame) for i, (label, mask) in enumerate(objects)]

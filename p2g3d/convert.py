@@ -25,21 +25,19 @@ shapes. Any key outside these groups is an error, so nothing is silently dropped
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import yaml
 
+from .io import check_output_folder, check_replaceable, publish_folder, save_json, staging_folder
 from .runtime import DTYPES, torch_dtype
 
 if TYPE_CHECKING:  # torch, diffusers and transformers are imported where they are used, so the CLI starts fast
@@ -70,6 +68,9 @@ CLIP_TEXT_LEFTOVERS = frozenset(
     }
 )  # fmt: skip
 UNET_WEIGHTS = ("ema", "raw")
+CONVERTED_FOLDER_ENTRIES = {
+    "model_index.json", "conversion.json", "vae", "image_encoder", "unet", "cc_projection", "scheduler",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -412,16 +413,17 @@ def convert_checkpoint(
 ) -> Path:
     """Convert an official pix2gestalt or Zero-1-to-3 ``.ckpt`` into a diffusers folder of safetensors files.
 
-    The folder loads with ``Pix2GestaltPipeline.from_pretrained`` / ``Zero123Pipeline.from_pretrained`` (and
-    ``DiffusionPipeline.from_pretrained`` once ``p2g3d`` is imported). It is written to a temporary folder beside
-    ``output_dir`` and renamed into place, so a failed conversion never leaves a half-written model.
+    The folder loads with ``Pix2GestaltPipeline.from_pretrained`` / ``Zero123Pipeline.from_pretrained``. It is
+    written to ``.NAME.partial`` beside ``output_dir`` (one left by a killed run is removed first) and renamed into
+    place, so a failed conversion never leaves a half-written model.
 
     Args:
         checkpoint_path: official Lightning checkpoint (``epoch=000005.ckpt``, ``105000.ckpt``, ``zero123-xl.ckpt``).
         output_dir: destination folder; must not exist or be empty unless ``overwrite``.
         config_path: official yaml; default: the packaged official config of the checkpoint's family.
         dtype: ``"fp32"``, ``"fp16"`` or ``"bf16"`` for the saved weights.
-        overwrite: replace an existing non-empty ``output_dir``.
+        overwrite: replace an earlier converted folder (one holding only what ``convert`` writes); any other
+            folder, the working folder and its parents are never replaced.
         unet_weights: ``"ema"`` (default) or ``"raw"`` for checkpoints trained without EMA.
     """
     from . import __version__, pipelines
@@ -430,8 +432,10 @@ def convert_checkpoint(
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     output_dir = Path(output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
+    if output_dir.exists() and output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{output_dir} exists and is not empty (use overwrite=True / --overwrite)")
+    check_replaceable(output_dir, "conversion.json", CONVERTED_FOLDER_ENTRIES)
+    check_output_folder(output_dir.parent)
     if config_path is not None:
         config = yaml.safe_load(Path(config_path).read_text())
         if not isinstance(config, dict) or "model" not in config:
@@ -445,8 +449,7 @@ def convert_checkpoint(
     pipeline_class = getattr(pipelines, converted.family.pipeline_class_name)
     pipeline = pipeline_class(scheduler=pipelines.OfficialDDIMScheduler.from_config(converted.scheduler_config), **modules)
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    staging = staging_folder(output_dir)
     try:
         pipeline.save_pretrained(staging, safe_serialization=True)
         provenance = {
@@ -457,10 +460,8 @@ def convert_checkpoint(
             "unet_weights": converted.unet_weights,
             "ignored_checkpoint_keys": converted.ignored_key_counts,
         }
-        (staging / "conversion.json").write_text(json.dumps(provenance, indent=2) + "\n")
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
+        save_json(staging / "conversion.json", provenance)
+        publish_folder(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

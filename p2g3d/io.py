@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
-EIGHT_BIT_MODES = ("1", "L", "P", "RGB", "RGBA", "LA", "PA")
+EIGHT_BIT_MODES = ("1", "L", "P", "RGB", "RGBA", "LA", "PA", "CMYK", "YCbCr")
 ALPHA_THRESHOLD = 128
 MAX_IMAGE_PIXELS = 8192 * 8192
 
@@ -230,13 +231,15 @@ def open_image(path: str | os.PathLike) -> PIL.Image.Image:
                         f"{path} is {image.width}x{image.height}: larger than the {MAX_IMAGE_PIXELS} pixels p2g3d reads; "
                         "downscale it first"
                     )
+                sixteen_bit = any(str(tile.args).endswith(";16B") for tile in getattr(image, "tile", []) or [])
                 image.load()
                 loaded = image.copy()
     except (PIL.UnidentifiedImageError, OSError, PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as error:
         raise ValueError(f"{path} is not a readable image file ({error.__class__.__name__})") from error
-    if loaded.mode not in EIGHT_BIT_MODES:
+    if loaded.mode not in EIGHT_BIT_MODES or sixteen_bit:
+        mode = "16-bit RGB(A)" if sixteen_bit else repr(loaded.mode)
         raise ValueError(
-            f"{path} has pixel mode {loaded.mode!r}; only 8-bit images are supported (convert 16-bit or float "
+            f"{path} has pixel mode {mode}; only 8-bit images are supported (convert 16-bit or float "
             "images to 8 bits per channel first)"
         )
     return loaded
@@ -267,9 +270,7 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -279,13 +280,123 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
 
 def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write a uint8 ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` array (or bool mask, as 0/255) as PNG atomically."""
-    if image.dtype == np.bool_:
-        image = image.astype(np.uint8) * 255
-    buffer = io.BytesIO()
-    PIL.Image.fromarray(image).save(buffer, format="PNG")
-    return write_atomic(path, buffer.getvalue())
+    return write_atomic(path, png_bytes(image))
 
 
 def save_json(path: str | os.PathLike, payload: dict) -> Path:
     """Write ``payload`` as indented JSON atomically (NaN and infinity are refused: they are not JSON)."""
-    return write_atomic(path, (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode())
+    return write_atomic(path, json_bytes(payload))
+
+
+def write_files_atomic(files: dict[str | os.PathLike, bytes]) -> list[Path]:
+    """Write several files as one: every file goes to a temporary name first, and only when all are written are
+    they renamed into place. A failure (a full disk, a read-only folder) leaves none of them and no temporary file."""
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            staged.append((temporary, path))
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+            os.chmod(temporary, 0o666 & ~_umask())
+    except BaseException:
+        for temporary, _ in staged:
+            Path(temporary).unlink(missing_ok=True)
+        raise
+    for temporary, path in staged:
+        os.replace(temporary, path)
+    return [path for _, path in staged]
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """A uint8 ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` array (or bool mask, as 0/255) encoded as PNG."""
+    if image.dtype == np.bool_:
+        image = image.astype(np.uint8) * 255
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def json_bytes(payload: dict) -> bytes:
+    """``payload`` as indented JSON (NaN and infinity are refused: they are not JSON)."""
+    return (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode()
+
+
+def check_output_folder(folder: str | os.PathLike, *, min_free_bytes: int = 0) -> Path:
+    """Check before any work that ``folder`` can receive outputs: not an existing file, inside a writable folder,
+    with at least ``min_free_bytes`` free. Creates nothing."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"output {folder} exists and is not a folder")
+    existing = next(parent for parent in (folder, *folder.absolute().parents) if parent.exists())
+    if not existing.is_dir():
+        raise ValueError(f"output {folder} cannot be created: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"output {folder} is not writable (no write permission on {existing})")
+    free = shutil.disk_usage(existing).free
+    if free < min_free_bytes:
+        raise ValueError(f"output {folder}: {free / 2**20:.0f} MiB free on its disk, about {min_free_bytes / 2**20:.0f} MiB needed")
+    return folder
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """Check before any work that ``path`` can be written: not a folder, its folder can receive it."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"output {path} is a folder; expected a file name")
+    check_output_folder(path.parent)
+    return path
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def check_replaceable(target: str | os.PathLike, marker: str, allowed: set[str]) -> Path:
+    """Check that ``target`` may be replaced by a new output: it does not exist, is empty, or is an earlier output
+    of p2g3d (it holds ``marker`` and nothing but the ``allowed`` names). Never the working folder, one of its
+    parents, the home folder or a root. The ValueError says what would have been deleted."""
+    target = Path(target)
+    resolved = target.resolve()
+    protected = {Path.cwd().resolve(), Path.home().resolve(), *Path.cwd().resolve().parents}
+    if resolved in protected or resolved.parent == resolved:
+        raise ValueError(f"refusing to replace {target} ({resolved}): the working folder, one of its parents or home")
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        return target
+    if not target.is_dir():
+        raise ValueError(f"{target} exists and is not a folder")
+    entries = sorted(path.name for path in target.iterdir())
+    foreign = [name for name in entries if name not in allowed]
+    if marker not in entries or foreign:
+        shown = ", ".join(foreign[:5] or entries[:5])
+        reason = f"it holds {shown}, which p2g3d did not write" if foreign else f"it has no {marker}"
+        raise ValueError(f"refusing to replace {target}: {reason}; nothing was deleted")
+    return target
+
+
+def publish_folder(staging: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Move a fully written ``staging`` folder to ``target``, replacing what :func:`check_replaceable` allowed.
+    The old folder is moved aside first and deleted last, so ``target`` is always either the old or the new one."""
+    staging, target = Path(staging), Path(target)
+    retired = target.with_name(f".{target.name}.old")
+    shutil.rmtree(retired, ignore_errors=True)
+    if target.exists():
+        os.replace(target, retired)
+    os.replace(staging, target)
+    shutil.rmtree(retired, ignore_errors=True)
+    return target
+
+
+def staging_folder(target: str | os.PathLike) -> Path:
+    """The hidden folder an output ``target`` is written to before :func:`publish_folder`; one left by a killed run
+    is removed here, so a rerun starts clean."""
+    target = Path(target)
+    staging = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging.mkdir(mode=0o777)
+    return staging

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -90,14 +91,35 @@ def load_pipeline(
     text = str(path_or_hub_id)
     if Path(text).exists() or not _HUB_ID.match(text):
         validate_model_folder(text, pipeline_class.__name__)
-        pipeline = pipeline_class.from_pretrained(text, dtype=dtype)
-    else:
-        try:
+    try:
+        with quiet_loading():
             pipeline = pipeline_class.from_pretrained(text, dtype=dtype)
-        except OSError as error:  # huggingface_hub's offline, missing-repository and HTTP errors are OSErrors
-            raise ModelFolderError(
-                f"{text!r} is neither a local model folder nor a hub repository that could be loaded "
-                f"({error.__class__.__name__}: {str(error).splitlines()[0] if str(error) else ''})"
-            ) from error
+    except OSError as error:  # huggingface_hub's offline, missing-repository and HTTP errors are OSErrors
+        raise ModelFolderError(
+            f"{text!r} is neither a local model folder nor a hub repository that could be loaded "
+            f"({error.__class__.__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+        ) from error
     pipeline.set_progress_bar_config(leave=False)
-    return pipeline.to(device)
+    with quiet_loading():  # diffusers warns that fp16 cannot run on the CPU; current PyTorch runs it
+        return pipeline.to(device)
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """Silence diffusers' and transformers' loading progress bars and informational warnings for a while."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    verbosity = diffusers_logging.get_verbosity()
+    bars = diffusers_logging.is_progress_bar_enabled(), transformers_logging.is_progress_bar_enabled()
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
+        if bars[0]:
+            diffusers_logging.enable_progress_bar()
+        if bars[1]:
+            transformers_logging.enable_progress_bar()

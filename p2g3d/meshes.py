@@ -39,7 +39,10 @@ def as_trimesh(mesh) -> trimesh.Trimesh:
         path = Path(mesh)
         if not path.is_file():
             raise FileNotFoundError(f"mesh file not found: {path}")
-        loaded = trimesh.load(path, process=False)
+        try:
+            loaded = trimesh.load(path, process=False)
+        except Exception as error:  # trimesh's loaders raise many types for malformed files
+            raise ValueError(f"{path} is not a readable mesh file ({error.__class__.__name__}: {error})") from error
         if isinstance(loaded, trimesh.Scene):
             loaded = loaded.to_mesh() if hasattr(loaded, "to_mesh") else loaded.dump(concatenate=True)
         if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:

@@ -17,14 +17,14 @@ a mesh compared with itself scores exactly 0 Chamfer):
 * ``f_score@tau``: ``2PR / (P + R)``, P = share of predicted points within ``tau`` of the ground truth, R the reverse.
 * ``normal_consistency``: mean ``|n . n_nn|`` over nearest neighbours, averaged over both directions.
 * ``volume_iou``: solid IoU of the occupancy of an ``N^3`` grid over the union of both bounding boxes, occupancy
-  from ``RaycastingScene.compute_occupancy`` (meshes should be watertight).
+  from ``RaycastingScene.compute_occupancy``; ``None`` when either mesh encloses no volume (not watertight, e.g. a
+  plane or an open surface), since occupancy is meaningless there.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -165,11 +165,15 @@ def evaluate(
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     pred_mesh, gt_mesh = as_trimesh(pred).copy(), as_trimesh(gt).copy()
+    solid = True
     for name, mesh in (("prediction", pred_mesh), ("ground truth", gt_mesh)):
         if len(mesh.faces) == 0:
             raise ValueError(f"the {name} mesh has no faces")
-        if not mesh.is_watertight:
-            logger.warning("the %s mesh is not watertight: its volume IoU is approximate", name)
+        if not np.isfinite(mesh.vertices).all():
+            raise ValueError(f"the {name} mesh has non-finite (NaN or infinite) vertex coordinates")
+        if not mesh.is_watertight or mesh.volume <= 0:
+            logger.warning("the %s mesh encloses no volume (not watertight): volume IoU is not defined", name)
+            solid = False
 
     pred_transform = np.eye(4)
     if protocol in ("syncdreamer", "triposr"):
@@ -195,7 +199,7 @@ def evaluate(
     for tau in taus:
         precision, recall = float((pred_to_gt < tau).mean()), float((gt_to_pred < tau).mean())
         result[f"f_score@{tau:g}"] = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
-    result["volume_iou"] = volume_iou(pred_mesh, gt_mesh, volume_resolution)
+    result["volume_iou"] = volume_iou(pred_mesh, gt_mesh, volume_resolution) if solid else None
     consistency_pred = np.abs((pred_normals * gt_normals[pred_index]).sum(1)).mean()
     consistency_gt = np.abs((gt_normals * pred_normals[gt_index]).sum(1)).mean()
     result["normal_consistency"] = float((consistency_pred + consistency_gt) / 2.0)

@@ -118,13 +118,14 @@ def run_benchmark(
 
 
 def summary_table(rows: Sequence[BenchmarkRow], protocol: str) -> str:
-    """Markdown table of the mean (and standard deviation) of each metric per method."""
+    """Markdown table of the mean (and standard deviation) of each metric per method (undefined values, such as the
+    volume IoU of an open mesh, are left out of the mean)."""
     methods = list(dict.fromkeys(row.method for row in rows))
     header = "| masks | " + " | ".join(TABLE_METRICS) + " |"
     lines = [f"Protocol: {protocol}; {len({row.seed for row in rows})} scenes; mean +- std.", "", header]
     lines.append("|---|" + "---:|" * len(TABLE_METRICS))
     for method in methods:
-        values = [[row.metrics[m] for row in rows if row.method == method] for m in TABLE_METRICS]
-        cells = [f"{np.mean(v):.4f} +- {np.std(v):.4f}" for v in values]
+        values = [[row.metrics[m] for row in rows if row.method == method and row.metrics[m] is not None] for m in TABLE_METRICS]
+        cells = [f"{np.mean(v):.4f} +- {np.std(v):.4f}" if v else "n/a" for v in values]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -25,7 +25,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..cameras import intrinsics_from_fov, orbit_camera
-from ..io import load_image, load_mask, save_json, save_png
+from ..io import (
+    check_output_folder,
+    check_replaceable,
+    load_image,
+    load_mask,
+    png_bytes,
+    publish_folder,
+    save_json,
+    staging_folder,
+    write_files_atomic,
+)
 
 FOLDERS = ("occlusion", "whole", "whole_mask", "visible_object_mask")
 
@@ -69,25 +79,40 @@ def synthetic_samples(
                 return
 
 
-def write_dataset(samples, folder: str | os.PathLike, metadata: dict | None = None) -> Path:
-    """Write samples as ``NNNNNN.png`` in the four sub-folders, plus ``dataset.json``."""
+def write_dataset(samples, folder: str | os.PathLike, metadata: dict | None = None, *, overwrite: bool = False) -> Path:
+    """Write samples as ``NNNNNN.png`` in the four sub-folders, plus ``dataset.json``.
+
+    The dataset is written to ``.NAME.partial`` and moved into place when complete. An existing non-empty folder
+    is replaced only with ``overwrite`` and only if it is an earlier dataset written here (``dataset.json`` and the
+    four sub-folders, nothing else).
+    """
     folder = Path(folder)
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        raise FileExistsError(f"{folder} exists and is not empty (use --overwrite to replace an earlier dataset)")
+    check_replaceable(folder, "dataset.json", {"dataset.json", *FOLDERS})
+    check_output_folder(folder.parent)
+    staging = staging_folder(folder)
     count = 0
     for index, sample in enumerate(samples):
         name = f"{index:06d}.png"
-        save_png(folder / "occlusion" / name, sample.occluded)
-        save_png(folder / "whole" / name, sample.whole)
-        save_png(folder / "whole_mask" / name, sample.whole_mask)
-        save_png(folder / "visible_object_mask" / name, sample.visible_mask)
+        images = (sample.occluded, sample.whole, sample.whole_mask, sample.visible_mask)
+        write_files_atomic({staging / sub / name: png_bytes(image) for sub, image in zip(FOLDERS, images)})
         count += 1
-    save_json(folder / "dataset.json", {"format": "pix2gestalt", "count": count, **(metadata or {})})
-    return folder
+    save_json(staging / "dataset.json", {"format": "pix2gestalt", "count": count, **(metadata or {})})
+    return publish_folder(staging, folder)
 
 
-def write_synthetic_dataset(folder: str | os.PathLike, count: int, seed: int = 0, image_size: int = 64) -> Path:
+def write_synthetic_dataset(
+    folder: str | os.PathLike, count: int, seed: int = 0, image_size: int = 64, *, overwrite: bool = False
+) -> Path:
     """Generate and write ``count`` synthetic samples (progress bar)."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be a positive int, got {count!r}")
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 16:
+        raise ValueError(f"image_size must be an int of at least 16 pixels, got {image_size!r}")
     samples = tqdm(synthetic_samples(seed, count, image_size), total=count, desc="synthetic samples", unit="sample")
-    return write_dataset(samples, folder, {"source": "p2g3d synthetic scenes", "seed": seed, "image_size": image_size})
+    metadata = {"source": "p2g3d synthetic scenes", "seed": seed, "image_size": image_size}
+    return write_dataset(samples, folder, metadata, overwrite=overwrite)
 
 
 class GestaltDataset:

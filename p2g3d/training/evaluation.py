@@ -50,9 +50,10 @@ def convex_hull(mask: np.ndarray) -> np.ndarray:
 
 
 def examples_from_folder(folder: str | os.PathLike) -> Iterator[AmodalExample]:
-    """Examples of a pix2gestalt dataset folder (occluded scene, visible mask, whole mask)."""
-    for sample in GestaltDataset(folder):
-        yield AmodalExample(sample.occluded, sample.visible_mask, sample.whole_mask)
+    """Examples of a pix2gestalt dataset folder (occluded scene, visible mask, whole mask); the folder is checked
+    at once, the samples are read one by one."""
+    dataset = GestaltDataset(folder)
+    return (AmodalExample(s.occluded, s.visible_mask, s.whole_mask) for s in dataset)
 
 
 def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
@@ -73,19 +74,27 @@ def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
 
 def examples_from_cocoa(annotation_file: str | os.PathLike, image_root: str | os.PathLike) -> Iterator[AmodalExample]:
     """Examples of a COCOA-style annotation file: one per annotation with both ``segmentation`` (amodal) and
-    ``inmodal_seg`` (visible)."""
-    data = json.loads(Path(annotation_file).read_text())
-    images = {image["id"]: image for image in data.get("images", [])}
-    for annotation in data.get("annotations", []):
-        if "inmodal_seg" not in annotation or "segmentation" not in annotation:
-            continue
-        info = images[annotation["image_id"]]
-        height, width = info["height"], info["width"]
-        yield AmodalExample(
+    ``inmodal_seg`` (visible). The file is read and checked at once; images are read one by one."""
+    path = Path(annotation_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such annotation file: {path}")
+    try:
+        data = json.loads(path.read_text())
+        images = {image["id"]: image for image in data.get("images", [])}
+        annotations = [a for a in data.get("annotations", []) if "inmodal_seg" in a and "segmentation" in a]
+        infos = [images[a["image_id"]] for a in annotations]
+    except (json.JSONDecodeError, AttributeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a COCOA-style annotation file ({error.__class__.__name__}: {error})") from error
+    if not annotations:
+        raise ValueError(f"{path} holds no annotation with both 'segmentation' and 'inmodal_seg'")
+    return (
+        AmodalExample(
             load_image(Path(image_root) / info["file_name"]),
-            decode_segmentation(annotation["inmodal_seg"], height, width),
-            decode_segmentation(annotation["segmentation"], height, width),
+            decode_segmentation(annotation["inmodal_seg"], info["height"], info["width"]),
+            decode_segmentation(annotation["segmentation"], info["height"], info["width"]),
         )
+        for annotation, info in zip(annotations, infos)
+    )
 
 
 def evaluate_amodal(completer, examples, *, seed: int = 0, limit: int | None = None) -> dict:
