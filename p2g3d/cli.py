@@ -36,6 +36,15 @@ logger = logging.getLogger("p2g3d")
 USER_ERRORS = (ValueError, OSError, MissingDependencyError, SafetensorError)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every option's default, except where there is none to show (required, None, off)."""
+
+    def _get_help_string(self, action):
+        if action.required or action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -67,7 +76,6 @@ def add_settings_arguments(parser: argparse.ArgumentParser, settings_class, **de
             options["required"] = True
         else:
             options["default"] = default
-            options["help"] += f" (default {default})"
         if "choices" in spec.metadata:
             options["choices"] = spec.metadata["choices"]
         parser.add_argument(*names, type=kind, **options)  # the dataclass validates the value
@@ -81,20 +89,23 @@ def settings_from_arguments(settings_class, args: argparse.Namespace) -> dict:
 def _add_runtime_arguments(command: argparse.ArgumentParser, seed_help: str = "random seed") -> None:
     from .runtime import DTYPES
 
-    command.add_argument("--seed", type=int, default=0, help=f"{seed_help} (default 0)")
+    command.add_argument("--seed", type=int, default=0, help=seed_help)
     command.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
-    command.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="weights dtype (default fp16 on cuda)")
+    command.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="weights dtype (default: fp16 on cuda, else fp32)")
 
 
 def _add_convert(command: argparse.ArgumentParser) -> None:
     from .convert import UNET_WEIGHTS, convert_checkpoint
     from .runtime import DTYPES
 
-    command.add_argument("checkpoint", type=Path, help="official Lightning .ckpt (e.g. epoch=000005.ckpt)")
+    command.add_argument(
+        "checkpoint", type=Path,
+        help="official Lightning .ckpt: pix2gestalt (epoch=000005.ckpt) or Zero-1-to-3 (105000.ckpt, zero123-xl.ckpt)",
+    )  # fmt: skip
     command.add_argument("output_dir", type=Path, help="folder to write (diffusers layout, safetensors)")
     command.add_argument("--config", type=Path, default=None, help="official yaml (default: the packaged one)")
     dtype = library_default(convert_checkpoint, "dtype")
-    command.add_argument("--dtype", choices=tuple(DTYPES), default=dtype, help=f"weights dtype (default {dtype})")
+    command.add_argument("--dtype", choices=tuple(DTYPES), default=dtype, help="weights dtype")
     command.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     command.add_argument(
         "--unet-weights", choices=UNET_WEIGHTS, default=library_default(convert_checkpoint, "unet_weights"),
@@ -122,11 +133,11 @@ def _add_views(command: argparse.ArgumentParser) -> None:
     command.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     add_settings_arguments(command, NovelViewSettings)
     samples = library_default(NovelViewGenerator.__call__, "num_samples")
-    command.add_argument("--samples", type=_positive_int, default=samples, help=f"samples per view (default {samples})")
-    command.add_argument("--num-views", type=_positive_int, default=8, help="views evenly spaced in azimuth (default 8)")
+    command.add_argument("--samples", type=_positive_int, default=samples, help="samples per view")
+    command.add_argument("--num-views", type=_positive_int, default=8, help="views evenly spaced in azimuth")
     command.add_argument("--input-elevation", type=float, default=0.0, help="elevation of the input view, degrees")
     command.add_argument("--elevation", type=float, default=None, help="elevation of the views (default: input's)")
-    command.add_argument("--radius", type=float, default=DEFAULT_RADIUS, help=f"camera distance (default {DEFAULT_RADIUS})")
+    command.add_argument("--radius", type=float, default=DEFAULT_RADIUS, help="camera distance")
     _add_runtime_arguments(command)
 
 
@@ -135,7 +146,7 @@ def _add_reconstruct(command: argparse.ArgumentParser) -> None:
 
     command.add_argument("views_dir", type=Path, help="views folder (cameras.json, images and masks)")
     command.add_argument("-o", "--output", type=Path, required=True, help="mesh file: .glb, .obj or .ply")
-    command.add_argument("--method", choices=available_backends(), default="carve", help="backend (default carve)")
+    command.add_argument("--method", choices=available_backends(), default="carve", help="backend")
     backend = command.add_argument_group("backend options (given only when set; a backend refuses options it lacks)")
     backend.add_argument("--resolution", type=_positive_int, default=None, help="carving voxels per side")
     backend.add_argument("--bound", type=float, default=None, help="half side of the reconstruction box")
@@ -220,7 +231,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, (add_options, help_text) in COMMANDS.items():
-        command = commands.add_parser(name, help=help_text)
+        command = commands.add_parser(name, help=help_text, formatter_class=HelpFormatter)
         if name == chosen:
             add_options(command)
     return parser

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -151,3 +152,59 @@ def test_internal_errors_keep_their_traceback_and_user_errors_do_not(monkeypatch
     monkeypatch.setitem(cli.HANDLERS, "evaluate", lambda args: (_ for _ in ()).throw(MissingDependencyError("pip install x")))
     assert main(["evaluate", "a.glb", "b.glb"]) == 2
     assert capsys.readouterr().err.strip() == "p2g3d evaluate: error: pip install x"
+
+
+def test_rerun_with_fewer_masks_leaves_no_stale_objects(tiny_model_dir, files, tmp_path):
+    image, masks = files
+    out = tmp_path / "out"
+    base = ["complete", str(image), "--model", str(tiny_model_dir), "-o", str(out), "--steps", "2", "--samples", "1", "--device", "cpu"]
+    assert main(base + ["--mask", str(masks[0]), "--mask", str(masks[1])]) == 0
+    (out / "notes.txt").write_text("the user's own file")
+    assert main(base + ["--mask", str(masks[1])]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "notes.txt", "object_00_amodal_mask.png", "object_00_preview.png", "object_00_rgba.png", "object_00_whole.png",
+        "summary.json",
+    ]  # fmt: skip
+    assert len(json.loads((out / "summary.json").read_text())["objects"]) == 1
+
+
+def test_files_of_one_object_appear_together_or_not_at_all(tmp_path, monkeypatch):
+    """A disk that fills up on the third of four files leaves none of them (and no temporary file)."""
+    from p2g3d import io
+
+    real_fdopen, opened = os.fdopen, []
+
+    def fdopen_until_the_disk_is_full(handle, mode):
+        opened.append(handle)
+        if len(opened) == 3:
+            os.close(handle)
+            raise OSError(28, "No space left on device")
+        return real_fdopen(handle, mode)
+
+    monkeypatch.setattr(io.os, "fdopen", fdopen_until_the_disk_is_full)
+    with pytest.raises(OSError, match="No space"):
+        io.write_files_atomic({tmp_path / f"part{i}.png": b"data" for i in range(4)})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    from p2g3d.io import save_png, write_files_atomic
+
+    old = os.umask(0o022)
+    try:
+        save_png(tmp_path / "a.png", np.zeros((2, 2), np.uint8))
+        write_files_atomic({tmp_path / "b.bin": b"x"})
+    finally:
+        os.umask(old)
+    assert {oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()} == {"0o644"}
+
+
+def test_quiet_completion_prints_nothing(tiny_pipeline, capsys):
+    from p2g3d.completer import AmodalCompleter
+
+    completer = AmodalCompleter(tiny_pipeline, num_samples=1, num_inference_steps=3)
+    tiny_pipeline.set_progress_bar_config(disable=False)
+    mask = np.zeros((32, 32), bool)
+    mask[4:20, 4:20] = True
+    completer(np.full((32, 32, 3), 200, np.uint8), mask, show_progress=False)
+    assert capsys.readouterr().err == ""

@@ -7,7 +7,7 @@ import PIL.Image
 import pytest
 import torch
 
-from p2g3d.io import as_cutout, as_image, as_mask, load_cutout, load_mask, object_masks, save_png
+from p2g3d.io import as_cutout, as_image, as_mask, load_cutout, load_image, load_mask, object_masks, save_png
 from p2g3d.pipelines.image_processing import preprocess_mask
 
 MASK = np.zeros((6, 9), bool)
@@ -73,3 +73,9 @@ def test_object_masks_forms():
     assert len(object_masks([MASK, MASK], 6, 9)) == 2
     with pytest.raises(ValueError, match="empty list"):
         object_masks([], 6, 9)
+
+
+def test_cmyk_images_are_read_as_rgb(tmp_path):
+    PIL.Image.new("CMYK", (5, 4), (0, 255, 255, 0)).save(tmp_path / "red.jpg")
+    image = load_image(tmp_path / "red.jpg")
+    assert image.shape == (4, 5, 3) and image[..., 0].min() > 200 and image[..., 1:].max() < 60

@@ -122,3 +122,10 @@ def test_accepts_open3d_meshes_and_files(tmp_path):
     trimesh.creation.icosphere(subdivisions=4, radius=0.5).export(path)
     result = evaluate(sphere, path, "raw")
     assert result["chamfer"] < 0.01 and result["volume_iou"] > 0.95
+
+
+@requires_3d
+def test_volume_iou_is_undefined_for_open_meshes():
+    plane = trimesh.Trimesh([[-0.5, -0.5, 0], [0.5, -0.5, 0], [0.5, 0.5, 0], [-0.5, 0.5, 0]], [[0, 1, 2], [0, 2, 3]])
+    result = evaluate(plane, trimesh.creation.box((1, 1, 1)), "raw", num_points=2000)
+    assert result["volume_iou"] is None and result["chamfer"] > 0

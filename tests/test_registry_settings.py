@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 
 from p2g3d.cli import build_parser, main, settings_from_arguments
-from p2g3d.sampling import CompletionSettings
 from p2g3d.integrations.carving import VisualHullReconstructor
 from p2g3d.integrations.registry import available_backends, backend_factory, create_backend, register_backend
 from p2g3d.integrations.zero123 import NovelViewSettings
+from p2g3d.sampling import CompletionSettings
 from p2g3d.training.trainer import TrainConfig
 
 

@@ -130,3 +130,14 @@ def test_carving_errors(scene):
         VisualHullReconstructor(bounds=((1, 1, 1), (0, 0, 0)))
     with pytest.raises(ValueError, match="same size"):
         MaskedView(views[0].image[:10], views[0].mask, views[0].camera)
+
+
+@requires_3d
+def test_carving_a_box_smaller_than_the_object_says_so(caplog):
+    scene = make_scene(0, num_views=6, image_size=64)
+    views = [MaskedView(view.image, view.amodal_mask, view.camera) for view in scene.views]
+    with caplog.at_level("WARNING"):
+        VisualHullReconstructor(resolution=16, bounds=((-0.2,) * 3, (0.2,) * 3), color=False).reconstruct(views)
+    assert "touches the walls of the box" in caplog.text
+    with pytest.raises(ValueError, match="resolution must be"):
+        VisualHullReconstructor(resolution=1000)

@@ -12,7 +12,7 @@ from conftest import requires_3d
 from p2g3d import Pix2GestaltPipeline
 from p2g3d.cli import main
 from p2g3d.completer import AmodalCompleter
-from p2g3d.training.data import FOLDERS, GestaltDataset, synthetic_samples, write_dataset
+from p2g3d.training.data import FOLDERS, GestaltDataset, GestaltSample, synthetic_samples, write_dataset
 from p2g3d.training.evaluation import (
     convex_hull,
     decode_segmentation,
@@ -194,3 +194,28 @@ def test_latent_scale_calibration_and_mode_targets(dataset_dir, tmp_path):
     with pytest.raises(ValueError, match="target_latent"):
         train(_config(dataset_dir, tmp_path / "bad", target_latent="median"))
 
+
+
+def test_make_data_replaces_only_an_earlier_dataset(tmp_path):
+    blank = np.zeros((16, 16, 3), np.uint8)
+    sample = GestaltSample(blank, blank, blank[..., 0] == 0, blank[..., 0] == 0)
+    write_dataset([sample] * 8, tmp_path / "data")
+    with pytest.raises(FileExistsError, match="not empty"):
+        write_dataset([sample] * 3, tmp_path / "data")
+    write_dataset([sample] * 3, tmp_path / "data", overwrite=True)
+    assert len(GestaltDataset(tmp_path / "data")) == 3  # no samples of the earlier dataset left over
+    assert json.loads((tmp_path / "data" / "dataset.json").read_text())["count"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+@requires_3d
+def test_resume_refuses_changed_settings_and_fewer_steps(dataset_dir, tmp_path):
+    run = tmp_path / "run"
+    train(_config(dataset_dir, run, steps=2, checkpoint_every=1))
+    with pytest.raises(ValueError, match=r"learning_rate \(was 0.0001, now 0.001\)"):
+        train(_config(dataset_dir, run, steps=3, learning_rate=1e-3))
+    with pytest.raises(ValueError, match="already trained 2 steps"):
+        train(_config(dataset_dir, run, steps=1))
+    assert json.loads((run / "training.json").read_text())["learning_rate"] == 1e-4  # the record was not rewritten
+    train(_config(dataset_dir, run, steps=3, learning_rate=1e-3, allow_changed_settings=True))
+    assert json.loads((run / "training.json").read_text())["learning_rate"] == 1e-3

@@ -79,8 +79,10 @@ def synthetic_samples(
                 return
 
 
-def write_dataset(samples, folder: str | os.PathLike, metadata: dict | None = None, *, overwrite: bool = False) -> Path:
-    """Write samples as ``NNNNNN.png`` in the four sub-folders, plus ``dataset.json``.
+def write_dataset(
+    samples, folder: str | os.PathLike, metadata: dict | None = None, *, overwrite: bool = False, total: int | None = None
+) -> Path:
+    """Write samples as ``NNNNNN.png`` in the four sub-folders, plus ``dataset.json`` (progress bar over ``total``).
 
     The dataset is written to ``.NAME.partial`` and moved into place when complete. An existing non-empty folder
     is replaced only with ``overwrite`` and only if it is an earlier dataset written here (``dataset.json`` and the
@@ -93,7 +95,7 @@ def write_dataset(samples, folder: str | os.PathLike, metadata: dict | None = No
     check_output_folder(folder.parent)
     staging = staging_folder(folder)
     count = 0
-    for index, sample in enumerate(samples):
+    for index, sample in enumerate(tqdm(samples, total=total, desc="writing samples", unit="sample")):
         name = f"{index:06d}.png"
         images = (sample.occluded, sample.whole, sample.whole_mask, sample.visible_mask)
         write_files_atomic({staging / sub / name: png_bytes(image) for sub, image in zip(FOLDERS, images)})
@@ -110,9 +112,8 @@ def write_synthetic_dataset(
         raise ValueError(f"count must be a positive int, got {count!r}")
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 16:
         raise ValueError(f"image_size must be an int of at least 16 pixels, got {image_size!r}")
-    samples = tqdm(synthetic_samples(seed, count, image_size), total=count, desc="synthetic samples", unit="sample")
     metadata = {"source": "p2g3d synthetic scenes", "seed": seed, "image_size": image_size}
-    return write_dataset(samples, folder, metadata, overwrite=overwrite)
+    return write_dataset(synthetic_samples(seed, count, image_size), folder, metadata, overwrite=overwrite, total=count)
 
 
 class GestaltDataset:
