@@ -228,13 +228,15 @@ def open_image(path: str | os.PathLike) -> PIL.Image.Image:
             with PIL.Image.open(path) as image:
                 if image.width * image.height > MAX_IMAGE_PIXELS:
                     raise ValueError(
-                        f"{path} is {image.width}x{image.height}: larger than the {MAX_IMAGE_PIXELS} pixels p2g3d reads; "
-                        "downscale it first"
+                        f"{path} is too large to read ({image.width}x{image.height}); downscale it to at most "
+                        f"{MAX_IMAGE_PIXELS} pixels"
                     )
                 sixteen_bit = any(str(tile.args).endswith(";16B") for tile in getattr(image, "tile", []) or [])
                 image.load()
                 loaded = image.copy()
-    except (PIL.UnidentifiedImageError, OSError, PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as error:
+    except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as error:
+        raise ValueError(f"{path} is too large to read ({error}); downscale it to at most {MAX_IMAGE_PIXELS} pixels") from error
+    except (PIL.UnidentifiedImageError, OSError) as error:
         raise ValueError(f"{path} is not a readable image file ({error.__class__.__name__})") from error
     if loaded.mode not in EIGHT_BIT_MODES or sixteen_bit:
         mode = "16-bit RGB(A)" if sixteen_bit else repr(loaded.mode)

@@ -26,14 +26,14 @@ class RunsCode:
         return (os.system, ("touch pwned",))
 
 
-def sixteen_bit_png(path: Path) -> None:
-    raw = b"".join(b"\x00" + np.full((W, 3), 40000, ">u2").tobytes() for _ in range(H))
+def png_file(path: Path, width: int, height: int, bit_depth: int, rows: bytes) -> None:
+    """A PNG written by hand (RGB), so that headers PIL would never write can be tested."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    header = struct.pack(">IIBBBBB", W, H, 16, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,8 @@ def inputs(tmp_path_factory, tiny_model_dir, tiny_z123_dir) -> dict[str, str]:
     PIL.Image.fromarray(mask[:10, :10]).save(root / "small.png")
     (root / "notes.txt").write_text("not an image")
     (root / "truncated.png").write_bytes((root / "scene.png").read_bytes()[:60])
-    sixteen_bit_png(root / "deep.png")
+    png_file(root / "deep.png", W, H, 16, b"".join(b"\x00" + np.full((W, 3), 40000, ">u2").tobytes() for _ in range(H)))
+    png_file(root / "huge.png", 15000, 15000, 8, b"\x00" * 64)  # the header alone claims 225 million pixels
     (root / "a_file").write_text("in the way")
     torch.save({"state_dict": {"w": torch.zeros(1)}, "callback": RunsCode()}, root / "evil.ckpt")
     (root / "garbage.ckpt").write_bytes(b"\x00" * 100)
@@ -65,7 +66,7 @@ def inputs(tmp_path_factory, tiny_model_dir, tiny_z123_dir) -> dict[str, str]:
     blank = np.zeros((32, 32, 3), np.uint8)
     write_dataset([GestaltSample(blank, blank, blank[..., 0] > 0, blank[..., 0] == 0)] * 2, root / "data")
     paths = {name: str(root / name) for name in (
-        "scene.png", "mask.png", "empty.png", "soft.png", "small.png", "notes.txt", "truncated.png", "deep.png",
+        "scene.png", "huge.png", "mask.png", "empty.png", "soft.png", "small.png", "notes.txt", "truncated.png", "deep.png",
         "a_file", "evil.ckpt", "garbage.ckpt", "mesh.obj", "nan.obj", "views_null", "views_list", "views_camera",
         "cocoa.json", "foreign", "data",
     )}  # fmt: skip
@@ -82,6 +83,8 @@ CASES = {
     "complete: not an image": (lambda p: complete(p, image=p["notes.txt"]), "not a readable image"),
     "complete: truncated image": (lambda p: complete(p, image=p["truncated.png"]), "not a readable image"),
     "complete: 16-bit image": (lambda p: complete(p, image=p["deep.png"]), "only 8-bit"),
+    "complete: huge image": (lambda p: complete(p, image=p["huge.png"]), "too large to read"),
+    "complete: missing relative model path": (lambda p: complete(p, model="models/pix2gestalt"), "neither a local model folder"),
     "complete: mask of another size": (lambda p: complete(p, mask=p["small.png"]), "is 10x10 but the image is 30x44"),
     "complete: empty mask": (lambda p: complete(p, mask=p["empty.png"]), "empty"),
     "complete: soft mask": (lambda p: complete(p, mask=p["soft.png"]), "binary"),
@@ -110,6 +113,7 @@ CASES = {
     "evaluate: not a mesh": (lambda p: ["evaluate", p["scene.png"], p["mesh.obj"]], "mesh"),
     "evaluate: NaN vertices": (lambda p: ["evaluate", p["nan.obj"], p["mesh.obj"]], "non-finite"),
     "demo: one step": (lambda p: ["demo", "--steps", "1"], "num_inference_steps"),
+    "demo: output is a file": (lambda p: ["demo"], "exists and is not a folder"),
     "make-data: foreign folder": (lambda p: ["make-data", p["foreign"], "--count", "2", "--overwrite"], "refusing to replace"),
     "make-data: non-empty folder": (lambda p: ["make-data", p["foreign"], "--count", "2"], "not empty"),
     "make-data: tiny images": (lambda p: ["make-data", p["root"] + "/new", "--image-size", "8"], "image_size"),
@@ -131,7 +135,8 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(case, inputs, tmp_path,
     argv = build(inputs)
     command = argv[0]
     output = tmp_path / ("mesh.glb" if command == "reconstruct" else "out")
-    if case == "complete: output is a file":
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a hub id is tried offline: no network in tests
+    if case.endswith("output is a file"):
         output.write_text("in the way")
     if command in ("complete", "views", "demo", "reconstruct", "train"):
         argv += ["-o", str(output)]
@@ -145,5 +150,5 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(case, inputs, tmp_path,
     assert "Traceback" not in error[0]
     assert sorted(os.listdir(inputs["foreign"])) == foreign_before  # nothing of the user's was touched
     assert not (tmp_path / "pwned").exists()
-    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "out" or case != "complete: output is a file"]
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "out" or not case.endswith("output is a file")]
     assert leftovers == [], leftovers  # no output, staging folder or temporary file left behind
