@@ -1,6 +1,7 @@
 """The ``p2g3d`` command: a thin layer over the library.
 
 ``p2g3d convert CKPT OUT_DIR``: official checkpoint -> diffusers folder.
+``p2g3d batch INPUT -o OUT``: amodal completion over a dataset (resumable; COCO-style RLE output).
 ``p2g3d complete IMAGE --mask MASK [--mask MASK ...] [--model DIR] -o OUT_DIR``: amodal completion of each object.
 ``p2g3d views IMAGE [--mask MASK] --model DIR -o OUT_DIR``: Zero-1-to-3 novel views in a views folder.
 ``p2g3d reconstruct VIEWS_DIR -o mesh.glb [--method NAME]``: multi-view mesh reconstruction by a registered backend.
@@ -57,15 +58,14 @@ def library_default(function, name: str):
     return inspect.signature(function).parameters[name].default
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser, settings_class, **defaults) -> None:
+def add_settings_arguments(parser: argparse.ArgumentParser, settings_class) -> None:
     """One option per field of the dataclass ``settings_class`` that has a ``flag`` in its metadata (type, default,
-    help and choices from the field; ``defaults`` overrides a default by field name)."""
+    help and choices from the field)."""
     hints = typing.get_type_hints(settings_class)
     for spec in dataclasses.fields(settings_class):
         flag = spec.metadata.get("flag")
         if flag is None:
             continue
-        default = defaults.get(spec.name, spec.default)
         kind = spec.metadata.get("type", hints[spec.name])
         names = ["-o", flag] if flag == "--output" else [flag]
         options = {"dest": spec.name, "help": spec.metadata.get("help", "")}
@@ -75,7 +75,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, settings_class, **de
         if spec.metadata.get("required"):
             options["required"] = True
         else:
-            options["default"] = default
+            options["default"] = spec.default
         if "choices" in spec.metadata:
             options["choices"] = spec.metadata["choices"]
         parser.add_argument(*names, type=kind, **options)  # the dataclass validates the value
@@ -92,6 +92,19 @@ def _add_runtime_arguments(command: argparse.ArgumentParser, seed_help: str = "r
     command.add_argument("--seed", type=int, default=0, help=seed_help)
     command.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
     command.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="weights dtype (default: fp16 on cuda, else fp32)")
+
+
+def _add_batch(command: argparse.ArgumentParser) -> None:
+    from .jobs.batch import ENGINES
+    from .sampling import CompletionSettings
+
+    command.add_argument("input", type=Path, help="folder of images with NAME_mask*.png, a .jsonl manifest, or a COCO-style .json")
+    command.add_argument("--images", type=Path, default=None, help="image folder of a COCO-style annotation file")
+    command.add_argument("-o", "--output", type=Path, required=True, help="output folder (a rerun resumes it)")
+    command.add_argument("--model", default=None, help="model folder or hub id (default: the embedded demo model)")
+    command.add_argument("--engine", choices=ENGINES, default="in-process", help="accelerate: under `accelerate launch`")
+    add_settings_arguments(command, CompletionSettings)
+    _add_runtime_arguments(command, "run seed; each item's seed derives from it and the item id")
 
 
 def _add_convert(command: argparse.ArgumentParser) -> None:
@@ -207,6 +220,7 @@ def _add_eval_amodal(command: argparse.ArgumentParser) -> None:
 
 
 COMMANDS = {
+    "batch": (_add_batch, "amodal completion over a dataset: resumable, COCO output"),
     "convert": (_add_convert, "convert an official pix2gestalt / Zero-1-to-3 checkpoint"),
     "complete": (_add_complete, "complete occluded objects in an image"),
     "views": (_add_views, "Zero-1-to-3 novel views of an object, as a views folder"),
@@ -253,6 +267,7 @@ def run_convert(args: argparse.Namespace) -> int:
 def run_complete(args: argparse.Namespace) -> int:
     from .completer import AmodalCompleter
     from .io import check_output_folder, load_image, load_mask, object_masks
+    from .jobs.completion_files import write_completion
     from .sampling import CompletionSettings
 
     image = load_image(args.image)
@@ -268,45 +283,23 @@ def run_complete(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_completion(output: Path, image, results, mask_names: list[str], summary: dict) -> None:
-    """Each object's four PNGs written together (all or none), then ``summary.json`` last; files an earlier run
-    listed in its summary and this run does not write are removed, so the folder never mixes two runs."""
-    from .io import json_bytes, png_bytes, write_files_atomic
-    from .preview import preview_sheet
+def run_batch(args: argparse.Namespace) -> int:
+    from .jobs.batch import run_batch as batch
+    from .sampling import CompletionSettings
 
-    previous = output / "summary.json"
-    stale = set()
-    if previous.is_file():
-        try:
-            stale = {name for obj in json.loads(previous.read_text()).get("objects", []) for name in obj["files"].values()}
-        except (json.JSONDecodeError, AttributeError, KeyError, TypeError):
-            logger.warning("%s is not a summary this command wrote; leaving the folder's other files alone", previous)
-    objects = []
-    for result, mask_name in zip(results, mask_names):
-        stem = f"object_{result.label:02d}"
-        files = {
-            "whole": (f"{stem}_whole.png", result.whole_rgb),
-            "rgba": (f"{stem}_rgba.png", result.whole_rgba),
-            "amodal_mask": (f"{stem}_amodal_mask.png", result.amodal_mask),
-            "preview": (f"{stem}_preview.png", preview_sheet(image, result)),
-        }
-        write_files_atomic({output / name: png_bytes(array) for name, array in files.values()})
-        objects.append(
-            {
-                "label": result.label,
-                "visible_mask": mask_name,
-                "files": {key: name for key, (name, _) in files.items()},
-                "amodal_box_xyxy": list(result.amodal_box),
-                "visible_area": int(result.visible_mask.sum()),
-                "amodal_area": int(result.amodal_mask.sum()),
-                "occluded_fraction": round(result.occluded_fraction, 4),
-                "confidence": round(result.confidence, 4),
-                "best_sample": result.best_sample,
-            }
-        )
-    write_files_atomic({previous: json_bytes({**summary, "objects": objects})})
-    for name in stale - {name for obj in objects for name in obj["files"].values()}:
-        (output / Path(name).name).unlink(missing_ok=True)
+    settings = settings_from_arguments(CompletionSettings, args)
+    CompletionSettings(**settings)  # bad settings fail before anything runs
+
+    def make_completer():
+        from .completer import AmodalCompleter
+
+        return AmodalCompleter.from_pretrained(args.model, device=args.device, dtype=args.dtype, **settings)
+
+    fingerprint = {"model": str(args.model or "embedded"), "dtype": args.dtype, "settings": settings}
+    summary = batch(args.input, args.output, make_completer, fingerprint, images=args.images, seed=args.seed, engine=args.engine)
+    if summary:
+        print(json.dumps(summary, indent=2))
+    return 0
 
 
 def run_views(args: argparse.Namespace) -> int:
@@ -428,7 +421,7 @@ def run_eval_amodal(args: argparse.Namespace) -> int:
 
 
 HANDLERS = {
-    "convert": run_convert, "complete": run_complete, "views": run_views, "reconstruct": run_reconstruct,
+    "batch": run_batch, "convert": run_convert, "complete": run_complete, "views": run_views, "reconstruct": run_reconstruct,
     "evaluate": run_evaluate, "make-data": run_make_data, "demo": run_demo, "train": run_train,
     "eval-amodal": run_eval_amodal,
 }  # fmt: skip

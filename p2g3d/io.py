@@ -214,6 +214,30 @@ def object_masks(visible_masks, height: int, width: int) -> list[tuple[int, np.n
     return masks
 
 
+def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
+    """A COCO segmentation (polygons, uncompressed or compressed RLE) -> ``(height, width)`` bool, decoded by
+    pycocotools exactly as the COCO / COCOA tools decode it (``annToMask``)."""
+    from pycocotools import mask as coco_mask
+
+    if isinstance(segmentation, list):  # polygons [[x0, y0, x1, y1, ...], ...]
+        rle = coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width))
+    elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
+        rle = coco_mask.frPyObjects(segmentation, height, width)
+    elif isinstance(segmentation, dict) and "counts" in segmentation:
+        rle = segmentation
+    else:
+        raise ValueError(f"not a COCO segmentation (polygon list or RLE dict): {type(segmentation).__name__}")
+    return coco_mask.decode(rle).astype(bool)
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """``(H, W)`` bool -> compressed COCO RLE ``{"size": [H, W], "counts": str}`` (pycocotools), JSON-ready."""
+    from pycocotools import mask as coco_mask
+
+    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
 # ---- files ----------------------------------------------------------------------------------------------------------
 
 

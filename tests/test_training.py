@@ -12,10 +12,10 @@ from conftest import requires_3d
 from p2g3d import Pix2GestaltPipeline
 from p2g3d.cli import main
 from p2g3d.completer import AmodalCompleter
+from p2g3d.io import decode_segmentation
 from p2g3d.training.data import FOLDERS, GestaltDataset, GestaltSample, synthetic_samples, write_dataset
 from p2g3d.training.evaluation import (
     convex_hull,
-    decode_segmentation,
     evaluate_amodal,
     examples_from_cocoa,
     examples_from_folder,

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..io import load_image
+from ..io import decode_segmentation, load_image
 from ..masks import mask_iou
 from .data import GestaltDataset
 
@@ -54,22 +54,6 @@ def examples_from_folder(folder: str | os.PathLike) -> Iterator[AmodalExample]:
     at once, the samples are read one by one."""
     dataset = GestaltDataset(folder)
     return (AmodalExample(s.occluded, s.visible_mask, s.whole_mask) for s in dataset)
-
-
-def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
-    """A COCO segmentation (polygons, uncompressed or compressed RLE) -> ``(height, width)`` bool, decoded by
-    pycocotools exactly as the COCO / COCOA tools decode it (``annToMask``)."""
-    from pycocotools import mask as coco_mask
-
-    if isinstance(segmentation, list):  # polygons [[x0, y0, x1, y1, ...], ...]
-        rle = coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width))
-    elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
-        rle = coco_mask.frPyObjects(segmentation, height, width)
-    elif isinstance(segmentation, dict) and "counts" in segmentation:
-        rle = segmentation
-    else:
-        raise ValueError(f"not a COCO segmentation (polygon list or RLE dict): {type(segmentation).__name__}")
-    return coco_mask.decode(rle).astype(bool)
 
 
 def examples_from_cocoa(annotation_file: str | os.PathLike, image_root: str | os.PathLike) -> Iterator[AmodalExample]:

@@ -1,0 +1,106 @@
+"""`p2g3d batch`: inputs, resumability, bad items, changed settings, COCO output, and a SIGKILL in the middle."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from p2g3d.cli import main
+from p2g3d.io import decode_segmentation
+from p2g3d.jobs.batch import read_items
+
+H, W = 30, 44
+
+
+def write_folder(folder: Path, count: int = 4) -> Path:
+    """``count`` images with one or two visible masks each, and one item whose mask is empty (a bad item)."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    for index in range(count):
+        PIL.Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8)).save(folder / f"img{index}.png")
+        for k in range(1 + index % 2):
+            mask = np.zeros((H, W), np.uint8)
+            mask[4 + 10 * k : 14 + 10 * k, 5 + index : 25 + index] = 255
+            PIL.Image.fromarray(mask).save(folder / f"img{index}_mask{k}.png")
+    PIL.Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(folder / "broken.png")
+    PIL.Image.fromarray(np.zeros((H, W), np.uint8)).save(folder / "broken_mask0.png")
+    return folder
+
+
+def batch_argv(source: Path, output: Path, model: Path) -> list[str]:
+    return ["batch", str(source), "-o", str(output), "--model", str(model), "--steps", "2", "--samples", "2",
+            "--device", "cpu", "--seed", "3"]  # fmt: skip
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_inputs_of_three_kinds(tmp_path):
+    folder = write_folder(tmp_path / "folder", count=2)
+    assert [(i.item_id, len(i.masks)) for i in read_items(folder)] == [("broken", 1), ("img0", 1), ("img1", 2)]
+    manifest = tmp_path / "folder" / "list.jsonl"
+    manifest.write_text('{"image": "img1.png", "masks": ["img1_mask0.png", "img1_mask1.png"], "id": "a b"}\n\n')
+    (item,) = read_items(manifest)
+    assert item.item_id == "a_b" and item.masks[1] == tmp_path / "folder" / "img1_mask1.png"
+    coco = {"images": [{"id": 7, "file_name": "img0.png", "height": H, "width": W}],
+            "annotations": [{"id": 70, "image_id": 7, "inmodal_seg": [[5, 4, 25, 4, 25, 14, 5, 14]], "segmentation": []}]}  # fmt: skip
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    (item,) = read_items(tmp_path / "coco.json", tmp_path / "folder")
+    assert item.labels == (70,) and item.size == (H, W) and dict(item.image_info)["id"] == 7
+    with pytest.raises(ValueError, match="--images"):
+        read_items(tmp_path / "coco.json")
+
+
+def test_batch_resumes_records_bad_items_and_writes_coco(tiny_model_dir, tmp_path, capsys):
+    source = write_folder(tmp_path / "data")
+    output = tmp_path / "out"
+    assert main(batch_argv(source, output, tiny_model_dir)) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["done"], summary["failed"], summary["objects"], summary["processed"]) == (4, 1, 6, 4)
+    errors = [json.loads(line) for line in (output / "errors.jsonl").read_text().splitlines()]
+    assert [e["id"] for e in errors] == ["broken"] and "empty" in errors[0]["reason"]
+    results = [json.loads(line) for line in (output / "results.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in results] == ["img0", "img1", "img2", "img3"]
+    coco = json.loads((output / "amodal_annotations.json").read_text())
+    assert len(coco["images"]) == 4 and len(coco["annotations"]) == 6
+    first = coco["annotations"][0]
+    amodal = decode_segmentation(first["segmentation"], H, W)
+    png = np.asarray(PIL.Image.open(output / "items" / "img0" / "object_00_amodal_mask.png")) > 0
+    np.testing.assert_array_equal(amodal, png)
+    assert first["area"] == int(amodal.sum()) and 0 <= first["score"] <= 1
+    before = tree(output)
+    assert main(batch_argv(source, output, tiny_model_dir)) == 0  # everything finished: nothing is redone
+    assert json.loads(capsys.readouterr().out)["skipped"] == 4
+    assert tree(output) == before
+    changed = batch_argv(source, output, tiny_model_dir)
+    changed[changed.index("--steps") + 1] = "3"
+    assert main(changed) == 2
+    assert "other settings" in capsys.readouterr().err and tree(output) == before
+
+
+def test_killed_batch_reruns_to_the_same_outputs(tiny_model_dir, tmp_path):
+    source = write_folder(tmp_path / "data", count=6)
+    argv = batch_argv(source, tmp_path / "killed", tiny_model_dir)
+    process = subprocess.Popen([sys.executable, "-m", "p2g3d.cli", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "killed").glob("items/*/done.json")) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    process.kill()
+    process.wait()
+    assert list((tmp_path / "killed").glob("items/*/done.json")), "the run ended before it could be killed"
+    subprocess.run([sys.executable, "-m", "p2g3d.cli", *argv], check=True, capture_output=True)
+    assert main(batch_argv(source, tmp_path / "straight", tiny_model_dir)) == 0
+    killed, straight = tree(tmp_path / "killed"), tree(tmp_path / "straight")
+    assert killed.keys() == straight.keys() and not [name for name in killed if Path(name).name.startswith(".")]
+    batch_record = "batch.json"
+    for name in killed:
+        if name != batch_record:
+            assert killed[name] == straight[name], name
