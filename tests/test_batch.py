@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
+from conftest import require_extra
 
 from p2g3d.cli import main
 from p2g3d.io import decode_segmentation
@@ -86,9 +87,14 @@ def test_batch_resumes_records_bad_items_and_writes_coco(tiny_model_dir, tmp_pat
     assert "other settings" in capsys.readouterr().err and tree(output) == before
 
 
-def test_killed_batch_reruns_to_the_same_outputs(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("engine", ["in-process", "ray"])
+def test_killed_batch_reruns_to_the_same_outputs(engine, tiny_model_dir, tmp_path, monkeypatch):
+    """SIGKILL once the first item is finished, rerun the same command, compare with an uninterrupted run."""
+    if engine == "ray":
+        require_extra("ray", "ray is not installed (optional extra p2g3d[ray])")
+        monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     source = write_folder(tmp_path / "data", count=6)
-    argv = batch_argv(source, tmp_path / "killed", tiny_model_dir)
+    argv = batch_argv(source, tmp_path / "killed", tiny_model_dir) + ["--engine", engine]
     process = subprocess.Popen([sys.executable, "-m", "p2g3d.cli", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not list((tmp_path / "killed").glob("items/*/done.json")) and time.monotonic() < deadline:
@@ -104,3 +110,27 @@ def test_killed_batch_reruns_to_the_same_outputs(tiny_model_dir, tmp_path):
     for name in killed:
         if name != batch_record:
             assert killed[name] == straight[name], name
+
+
+def test_ray_engine_gives_the_outputs_of_the_in_process_engine(tiny_model_dir, tmp_path, monkeypatch):
+    """Ray Data with a local actor pool: the same files as the in-process engine (a small, CPU-only cluster)."""
+    ray = require_extra("ray", "ray is not installed (optional extra p2g3d[ray])")
+    from p2g3d.completer import AmodalCompleter
+    from p2g3d.jobs.batch import run_batch
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    source = write_folder(tmp_path / "data", count=3)
+    settings = {"num_inference_steps": 2, "num_samples": 2}
+
+    def make_completer():
+        return AmodalCompleter.from_pretrained(str(tiny_model_dir), device="cpu", **settings)
+
+    fingerprint = {"model": "tiny", "settings": settings}
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=256 * 2**20)
+        summary = run_batch(source, tmp_path / "ray", make_completer, fingerprint, seed=3, engine="ray")
+    finally:
+        ray.shutdown()
+    assert (summary["done"], summary["failed"], summary["processed"]) == (3, 1, 3)
+    run_batch(source, tmp_path / "local", make_completer, fingerprint, seed=3)
+    assert tree(tmp_path / "ray") == tree(tmp_path / "local")

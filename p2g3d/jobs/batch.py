@@ -18,9 +18,15 @@ Output folder::
 
 Rerunning the same command skips finished items and ends with the same files as an uninterrupted run: every file
 is written atomically, an item's seed comes from the run's seed and the item id (not from the order or the
-engine's sharding), and the indexes are rebuilt from the done markers. Engines: in-process (default) and
-``accelerate`` (``accelerate launch -m p2g3d.cli batch ... --engine accelerate``: items sharded over processes,
-one model per process); both run the same :class:`BatchRun` core, which knows nothing of engines.
+engine's sharding), and the indexes are rebuilt from the done markers. Engines, all on the same
+:class:`BatchRun` core, which knows nothing of engines:
+
+* ``in-process`` (default): one model, a progress bar with items/s and ETA;
+* ``accelerate``: ``accelerate launch -m p2g3d.cli batch ... --engine accelerate`` shards the items over the
+  processes (one model per process, one GPU each); the main process writes the indexes;
+* ``ray`` (``pip install 'p2g3d[ray]'``): Ray Data over the items with an actor pool
+  (``ActorPoolStrategy``), one model per actor and ``num_gpus=1`` per actor where the cluster has GPUs; connects
+  to the cluster in ``RAY_ADDRESS`` or starts a local one.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..errors import MissingDependencyError
 from ..io import (
     check_output_folder,
     decode_segmentation,
@@ -55,7 +62,8 @@ from .completion_files import write_completion
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-ENGINES = ("in-process", "accelerate")
+ENGINES = ("in-process", "accelerate", "ray")
+RAY_OBJECT_STORE_BYTES = 256 * 2**20  # the items are file paths: a small object store is plenty
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -283,6 +291,49 @@ def run_items(run: BatchRun, items: Sequence[BatchItem], make_completer: Callabl
     return counts
 
 
+def run_ray(run: BatchRun, items: Sequence[BatchItem], make_completer: Callable, seed: int, *, actors: int | None = None) -> dict:
+    """Process the unfinished items on a Ray cluster: Ray Data over item indices, ``map_batches`` with an actor pool
+    of ``actors`` workers (default: one per GPU of the cluster, else one), each holding one model."""
+    try:
+        import ray
+        from ray.data import ActorPoolStrategy
+    except ImportError as error:
+        raise MissingDependencyError(f"the ray engine needs Ray Data: pip install 'p2g3d[ray]' ({error})") from error
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False, object_store_memory=RAY_OBJECT_STORE_BYTES)
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    actors = actors or max(1, gpus)
+    pending = [item for item in items if not run.is_done(item)]
+    counts = {"processed": 0, "failed": 0, "skipped": len(items) - len(pending)}
+    if not pending:
+        return counts
+
+    class Worker:  # one model per actor, built once
+        def __init__(self):
+            self.completer = make_completer()
+
+        def __call__(self, batch: dict) -> dict:
+            statuses = []
+            for index in batch["index"]:
+                item = pending[int(index)]
+                try:
+                    run.process(self.completer, item, seed)
+                    statuses.append("processed")
+                except (ValueError, OSError) as error:
+                    run.record_error(item, error)
+                    statuses.append("failed")
+            return {"status": np.array(statuses)}
+
+    dataset = ray.data.from_items([{"index": index} for index in range(len(pending))])
+    results = dataset.map_batches(
+        Worker, batch_size=1, compute=ActorPoolStrategy(size=actors), num_gpus=1 if gpus else 0
+    ).take_all()
+    for row in results:
+        counts[str(row["status"])] += 1
+    return counts
+
+
 def run_batch(
     source: str | os.PathLike,
     output: str | os.PathLike,
@@ -299,9 +350,10 @@ def run_batch(
     started = time.perf_counter()
     items = read_items(source, images)
     run = BatchRun(output, {**fingerprint, "seed": seed, "input": str(source)})
-    if engine == "in-process":
+    if engine in ("in-process", "ray"):
         run.prepare()
-        counts = run_items(run, items, make_completer, seed)
+        runner = run_items if engine == "in-process" else run_ray
+        counts = runner(run, items, make_completer, seed)
         summary = run.finalize(items)
     else:
         from accelerate import PartialState
