@@ -6,7 +6,8 @@ object and its amodal mask in the same frame. Work flow per call:
 1. validate the image (RGB / RGBA / gray; PIL, numpy or tensor) and the masks (list, stack or label map), by the
    rules of :mod:`p2g3d.io`;
 2. frame the image and each mask onto the model's square (``"squash"``: official; ``"pad"``: keeps aspect);
-3. run objects x samples through :class:`Pix2GestaltPipeline` in batches, each sample with its own seeded noise
+3. encode the scene once (CLIP and VAE, shared by all its objects and samples) and each visible mask once, then
+   run objects x samples through :class:`Pix2GestaltPipeline` in batches, each sample with its own seeded noise
    (so a result does not depend on the batch it ran in);
 4. read each sample's amodal mask (gray <= 250), bring samples back to the original frame, vote per pixel, unite
    with the visible mask, and score agreement.
@@ -120,20 +121,22 @@ class AmodalCompleter:
             if not framed.any():
                 raise ValueError(f"visible mask {label} vanishes at the model's {self.size}x{self.size} working size")
 
+        context, concat_latents = self.pipeline.encode_scene_objects(framed_image, np.stack(framed_masks))
         pairs = [(i, j) for i in range(len(objects)) for j in range(num_samples)]
         samples = np.empty((len(objects), num_samples, self.size, self.size, 3), dtype=np.uint8)
         batches = batched(pairs, self.settings.batch_size)
         self.pipeline.set_progress_bar_config(disable=not show_progress, leave=False)
         for batch in tqdm(batches, desc="amodal completion", unit="batch", disable=not show_progress or len(batches) < 2):
-            samples[tuple(zip(*batch))] = self._sample(framed_image, framed_masks, batch, seed)
+            samples[tuple(zip(*batch))] = self._sample(context, concat_latents, batch, seed)
         return [self._assemble(label, mask, samples[i], frame) for i, (label, mask) in enumerate(objects)]
 
-    def _sample(self, framed_image: np.ndarray, framed_masks: list[np.ndarray], batch, seed: int) -> np.ndarray:
-        """Run one batch of (object, sample) pairs; returns ``(len(batch), size, size, 3)`` uint8."""
+    def _sample(self, context: torch.Tensor, concat_latents: torch.Tensor, batch, seed: int) -> np.ndarray:
+        """Run one batch of (object, sample) pairs on the scene's conditioning (encoded once per call); returns
+        ``(len(batch), size, size, 3)`` uint8."""
         generators, latents = seeded_noise(self.pipeline, batch, seed)
         output = self.pipeline(
-            image=np.repeat(framed_image[None], len(batch), axis=0),
-            visible_mask=np.stack([framed_masks[i] for i, _ in batch]),
+            context=context.expand(len(batch), -1, -1),
+            concat_latents=concat_latents[[i for i, _ in batch]],
             num_inference_steps=self.settings.num_inference_steps,
             guidance_scale=self.settings.guidance_scale,
             eta=self.settings.eta,

@@ -9,6 +9,7 @@ import torch
 from diffusers import DDIMScheduler, EulerDiscreteScheduler
 
 from p2g3d import OfficialDDIMScheduler, Pix2GestaltPipeline
+from p2g3d.pipelines.image_processing import preprocess_image, preprocess_mask
 from p2g3d.pipelines.official_ddim import official_ddim_timesteps
 
 SIZE = 32
@@ -168,3 +169,26 @@ def test_mismatched_batch_sizes(tiny_pipeline, scene):
     image, mask = scene
     with pytest.raises(ValueError, match="2 images but 3 visible masks"):
         run(tiny_pipeline, np.stack([image, image]), np.stack([mask, mask, mask]))
+
+
+def test_a_scene_encoded_once_conditions_like_per_pair_encoding(tiny_pipeline, scene):
+    """The completer encodes each scene once (CLIP, VAE) and each mask once; that is the per-pair conditioning up
+    to float round-off, and the pipeline samples the same from it."""
+    image, mask = scene
+    masks = np.stack([mask, np.roll(mask, 5, axis=1)])
+    context, concat = tiny_pipeline.encode_scene_objects(image, masks)
+    assert context.shape[0] == 1 and concat.shape[0] == 2
+    scene_tensor = preprocess_image(image, SIZE, SIZE)
+    for k in range(2):
+        per_pair = tiny_pipeline.encode_concat_latents(scene_tensor, preprocess_mask(masks[k], SIZE, SIZE))
+        torch.testing.assert_close(concat[k : k + 1], per_pair, atol=1e-5, rtol=0)
+    torch.testing.assert_close(context, tiny_pipeline.encode_context(scene_tensor), atol=1e-6, rtol=0)
+    noise = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(1))
+    given = tiny_pipeline(context=context, concat_latents=concat[:1], num_inference_steps=4, eta=0.0, latents=noise,
+                          output_type="latent").images  # fmt: skip
+    from_inputs = run(tiny_pipeline, image, mask, latents=noise, output_type="latent")
+    torch.testing.assert_close(given, from_inputs, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="either image and visible_mask, or context and concat_latents"):
+        tiny_pipeline(image=image, visible_mask=mask, context=context, concat_latents=concat[:1])
+    with pytest.raises(ValueError, match="either image"):
+        tiny_pipeline(context=context)

@@ -48,10 +48,25 @@ class Pix2GestaltPipeline(ImageConditionedPipeline):
         return torch.cat([image_latent, mask_latent], dim=1)
 
     @torch.no_grad()
+    def encode_scene_objects(self, image: ImageInput, visible_masks: ImageInput) -> tuple[torch.Tensor, torch.Tensor]:
+        """ONE scene and its K objects' visible masks -> ``context`` ``(1, 1, C)`` and ``concat_latents``
+        ``(K, 8, h, w)``, encoding the scene once (CLIP and VAE) however many objects and samples use it; pass
+        rows of them to ``__call__`` as ``context=`` / ``concat_latents=``. Equal to the per-pair encoding up to
+        float round-off (the VAE sees other batch sizes)."""
+        size = self.default_size
+        scene = preprocess_image(image, size, size).to(self._execution_device)
+        if scene.shape[0] != 1:
+            raise ValueError(f"encode_scene_objects takes one scene, got {scene.shape[0]}")
+        masks = preprocess_mask(visible_masks, size, size).to(self._execution_device)
+        image_latent = self.encode_latent_means(scene)
+        concat = torch.cat([image_latent.expand(masks.shape[0], -1, -1, -1), self.encode_latent_means(masks)], dim=1)
+        return self.encode_context(scene), concat
+
+    @torch.no_grad()
     def __call__(
         self,
-        image: ImageInput,
-        visible_mask: ImageInput,
+        image: ImageInput | None = None,
+        visible_mask: ImageInput | None = None,
         num_inference_steps: int = 50,
         guidance_scale: float = 2.0,
         eta: float = 1.0,
@@ -64,6 +79,8 @@ class Pix2GestaltPipeline(ImageConditionedPipeline):
         width: int | None = None,
         callback_on_step_end: Callable[..., dict] | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
+        context: torch.Tensor | None = None,
+        concat_latents: torch.Tensor | None = None,
     ) -> ImagePipelineOutput | tuple:
         """Synthesise the whole object.
 
@@ -86,6 +103,8 @@ class Pix2GestaltPipeline(ImageConditionedPipeline):
             callback_on_step_end: diffusers-style callback ``f(pipe, step_index, timestep, tensors) -> dict``,
                 given ``latents`` (after the step) and ``pred_original_sample`` when requested.
             callback_on_step_end_tensor_inputs: names of the tensors passed to the callback.
+            context, concat_latents: the conditioning ``(B, 1, C)`` and ``(B, 8, h, w)`` encoded beforehand (e.g.
+                by :meth:`encode_scene_objects`), in place of ``image`` and ``visible_mask``.
         """
         tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
         height, width = self.check_inputs(
@@ -93,17 +112,21 @@ class Pix2GestaltPipeline(ImageConditionedPipeline):
         )
         device = self._execution_device
 
-        # 1. Inputs in model space.
-        scene = preprocess_image(image, height, width).to(device)
-        mask = preprocess_mask(visible_mask, height, width).to(device)
-        if mask.shape[0] == 1 and scene.shape[0] > 1:
-            mask = mask.expand(scene.shape[0], -1, -1, -1)
-        if mask.shape[0] != scene.shape[0]:
-            raise ValueError(f"got {scene.shape[0]} images but {mask.shape[0]} visible masks")
-
-        # 2. Conditioning: CLIP context and concat latents, repeated per sample.
-        context = self.encode_context(scene).repeat_interleave(num_images_per_prompt, dim=0)
-        concat_latents = self.encode_concat_latents(scene, mask).repeat_interleave(num_images_per_prompt, dim=0)
+        # 1-2. Conditioning: CLIP context and concat latents of the inputs in model space (unless given).
+        if (context is None) != (concat_latents is None) or (context is None) == (image is None or visible_mask is None):
+            raise ValueError("give either image and visible_mask, or context and concat_latents")
+        if context is None:
+            scene = preprocess_image(image, height, width).to(device)
+            mask = preprocess_mask(visible_mask, height, width).to(device)
+            if mask.shape[0] == 1 and scene.shape[0] > 1:
+                mask = mask.expand(scene.shape[0], -1, -1, -1)
+            if mask.shape[0] != scene.shape[0]:
+                raise ValueError(f"got {scene.shape[0]} images but {mask.shape[0]} visible masks")
+            context, concat_latents = self.encode_context(scene), self.encode_concat_latents(scene, mask)
+        elif context.shape[0] != concat_latents.shape[0]:
+            raise ValueError(f"got {context.shape[0]} contexts but {concat_latents.shape[0]} concat latents")
+        context = context.to(device).repeat_interleave(num_images_per_prompt, dim=0)
+        concat_latents = concat_latents.to(device).repeat_interleave(num_images_per_prompt, dim=0)
 
         # 3. Timesteps: the scheduler's own (the official list with the default OfficialDDIMScheduler).
         self.scheduler.set_timesteps(num_inference_steps, device=device)
