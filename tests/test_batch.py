@@ -134,3 +134,20 @@ def test_ray_engine_gives_the_outputs_of_the_in_process_engine(tiny_model_dir, t
     assert (summary["done"], summary["failed"], summary["processed"]) == (3, 1, 3)
     run_batch(source, tmp_path / "local", make_completer, fingerprint, seed=3)
     assert tree(tmp_path / "ray") == tree(tmp_path / "local")
+
+
+def test_accelerate_engine_in_one_process_matches_in_process(tiny_model_dir, tmp_path):
+    """The accelerate engine's sharding and main-process indexes, run as one process (no launcher needed)."""
+    from p2g3d.completer import AmodalCompleter
+    from p2g3d.jobs.batch import run_batch
+
+    source = write_folder(tmp_path / "data", count=2)
+    settings = {"num_inference_steps": 2, "num_samples": 1}
+
+    def make_completer():
+        return AmodalCompleter.from_pretrained(str(tiny_model_dir), device="cpu", **settings)
+
+    summary = run_batch(source, tmp_path / "acc", make_completer, {"settings": settings}, seed=1, engine="accelerate")
+    assert (summary["done"], summary["failed"]) == (2, 1)
+    run_batch(source, tmp_path / "local", make_completer, {"settings": settings}, seed=1)
+    assert tree(tmp_path / "acc") == tree(tmp_path / "local")
