@@ -26,7 +26,7 @@ from p2g3d.io import as_cutout
 from p2g3d.loading import load_pipeline
 from p2g3d.masks import amodal_mask_from_whole
 from p2g3d.runtime import resolve_device, resolve_dtype
-from p2g3d.sampling import SamplingSettings, batched, seeded_noise
+from p2g3d.sampling import SamplingSettings, batched, derive_seed, seeded_noise
 from p2g3d.types import MaskedView
 
 if TYPE_CHECKING:  # the pipelines (torch, diffusers) are imported on use, so the CLI starts fast
@@ -186,7 +186,7 @@ class NovelViewGenerator:
     def _sample(self, image: np.ndarray, poses, batch, seed: int) -> np.ndarray:
         from p2g3d.pipelines.image_processing import to_uint8
 
-        generators, latents = seeded_noise(self.pipeline, batch, seed)
+        generators, latents = seeded_noise(self.pipeline, [derive_seed(seed, v, s) for v, s in batch])
         polar, azimuth, radius = (list(values) for values in zip(*poses))
         output = self.pipeline(
             image=image, polar=polar, azimuth=azimuth, radius=radius, num_inference_steps=self.settings.num_inference_steps,

@@ -96,6 +96,7 @@ def _add_runtime_arguments(command: argparse.ArgumentParser, seed_help: str = "r
 
 def _add_batch(command: argparse.ArgumentParser) -> None:
     from .jobs.batch import ENGINES
+    from .jobs.batch import run_batch as run_batch_job
     from .sampling import CompletionSettings
 
     command.add_argument("input", type=Path, help="folder of images with NAME_mask*.png, a .jsonl manifest, or a COCO-style .json")
@@ -103,6 +104,8 @@ def _add_batch(command: argparse.ArgumentParser) -> None:
     command.add_argument("-o", "--output", type=Path, required=True, help="output folder (a rerun resumes it)")
     command.add_argument("--model", default=None, help="model folder or hub id (default: the embedded demo model)")
     command.add_argument("--engine", choices=ENGINES, default="in-process", help="accelerate: under `accelerate launch`")
+    command.add_argument("--pack", type=_positive_int, default=library_default(run_batch_job, "pack"),
+                         help="items per completer call: their objects and samples share the model's batches")
     add_settings_arguments(command, CompletionSettings)
     _add_runtime_arguments(command, "run seed; each item's seed derives from it and the item id")
 
@@ -296,7 +299,10 @@ def run_batch(args: argparse.Namespace) -> int:
         return AmodalCompleter.from_pretrained(args.model, device=args.device, dtype=args.dtype, **settings)
 
     fingerprint = {"model": str(args.model or "embedded"), "dtype": args.dtype, "settings": settings}
-    summary = batch(args.input, args.output, make_completer, fingerprint, images=args.images, seed=args.seed, engine=args.engine)
+    summary = batch(
+        args.input, args.output, make_completer, fingerprint, images=args.images, seed=args.seed, engine=args.engine,
+        pack=args.pack,
+    )  # fmt: skip
     if summary:
         print(json.dumps(summary, indent=2))
     return 0

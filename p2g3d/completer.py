@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,10 +31,21 @@ from .masks import amodal_mask_from_whole, majority_vote, sample_agreement
 from .pipelines.image_processing import to_uint8
 from .pipelines.pix2gestalt import Pix2GestaltPipeline
 from .runtime import resolve_device, resolve_dtype
-from .sampling import CompletionSettings, batched, seeded_noise
+from .sampling import CompletionSettings, batched, derive_seed, seeded_noise
 from .types import AmodalObject
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedScene:
+    """One image ready for sampling: its objects ``[(label, (H, W) bool)]``, framing, and its conditioning
+    (context ``(1, 1, C)``, concat latents ``(K, 8, h, w)``), encoded once."""
+
+    objects: list[tuple[int, np.ndarray]]
+    frame: Frame
+    context: torch.Tensor
+    concat_latents: torch.Tensor
 
 
 class AmodalCompleter:
@@ -107,36 +120,55 @@ class AmodalCompleter:
         Returns:
             One :class:`AmodalObject` per visible mask, in input order (label maps: increasing label).
         """
-        rgb = as_image(image)
-        height, width = rgb.shape[:2]
-        objects = object_masks(visible_masks, height, width)
+        (objects,) = self.complete_many([(image, visible_masks, seed)], num_samples=num_samples, show_progress=show_progress)
+        return objects
+
+    def complete_many(
+        self, scenes: Sequence[tuple], *, num_samples: int | None = None, show_progress: bool = True
+    ) -> list[list[AmodalObject]]:
+        """Complete several images at once: ``scenes`` is a sequence of ``(image, visible_masks, seed)`` (as for
+        :meth:`__call__`), and the (image, object, sample) triples of all of them are packed into the same
+        batches, so a GPU stays busy with few objects per image. Each image gets exactly what :meth:`__call__`
+        gives it with the same seed. Returns one list of objects per image."""
         if num_samples is None:
             num_samples = self.settings.num_samples
         elif isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+        prepared = [self._prepare(image, visible_masks) for image, visible_masks, _ in scenes]
+        seeds = [seed for _, _, seed in scenes]
+        triples = [(s, i, j) for s, scene in enumerate(prepared) for i in range(len(scene.objects)) for j in range(num_samples)]
+        samples = [np.empty((len(scene.objects), num_samples, self.size, self.size, 3), np.uint8) for scene in prepared]
+        batches = batched(triples, self.settings.batch_size)
+        self.pipeline.set_progress_bar_config(disable=not show_progress, leave=False)
+        for batch in tqdm(batches, desc="amodal completion", unit="batch", disable=not show_progress or len(batches) < 2):
+            for (s, i, j), sample in zip(batch, self._sample(prepared, seeds, batch)):
+                samples[s][i, j] = sample
+        return [
+            [self._assemble(label, mask, samples[s][i], scene.frame) for i, (label, mask) in enumerate(scene.objects)]
+            for s, scene in enumerate(prepared)
+        ]
+
+    def _prepare(self, image, visible_masks) -> PreparedScene:
+        """Validate and frame one image and its masks; encode the scene once and each mask once."""
+        rgb = as_image(image)
+        height, width = rgb.shape[:2]
+        objects = object_masks(visible_masks, height, width)
         frame = make_frame(height, width, self.size, self.settings.framing)
         framed_image = frame_image(rgb, frame)
         framed_masks = [frame_mask(mask, frame) for _, mask in objects]
         for (label, _), framed in zip(objects, framed_masks):
             if not framed.any():
                 raise ValueError(f"visible mask {label} vanishes at the model's {self.size}x{self.size} working size")
-
         context, concat_latents = self.pipeline.encode_scene_objects(framed_image, np.stack(framed_masks))
-        pairs = [(i, j) for i in range(len(objects)) for j in range(num_samples)]
-        samples = np.empty((len(objects), num_samples, self.size, self.size, 3), dtype=np.uint8)
-        batches = batched(pairs, self.settings.batch_size)
-        self.pipeline.set_progress_bar_config(disable=not show_progress, leave=False)
-        for batch in tqdm(batches, desc="amodal completion", unit="batch", disable=not show_progress or len(batches) < 2):
-            samples[tuple(zip(*batch))] = self._sample(context, concat_latents, batch, seed)
-        return [self._assemble(label, mask, samples[i], frame) for i, (label, mask) in enumerate(objects)]
+        return PreparedScene(objects, frame, context, concat_latents)
 
-    def _sample(self, context: torch.Tensor, concat_latents: torch.Tensor, batch, seed: int) -> np.ndarray:
-        """Run one batch of (object, sample) pairs on the scene's conditioning (encoded once per call); returns
-        ``(len(batch), size, size, 3)`` uint8."""
-        generators, latents = seeded_noise(self.pipeline, batch, seed)
+    def _sample(self, prepared: Sequence[PreparedScene], seeds: Sequence[int], batch) -> np.ndarray:
+        """Run one batch of (image, object, sample) triples; returns ``(len(batch), size, size, 3)`` uint8. Sample j
+        of object i of image s starts from the noise of ``derive_seed(seeds[s], i, j)``."""
+        generators, latents = seeded_noise(self.pipeline, [derive_seed(seeds[s], i, j) for s, i, j in batch])
         output = self.pipeline(
-            context=context.expand(len(batch), -1, -1),
-            concat_latents=concat_latents[[i for i, _ in batch]],
+            context=torch.cat([prepared[s].context for s, _, _ in batch]),
+            concat_latents=torch.stack([prepared[s].concat_latents[i] for s, i, _ in batch]),
             num_inference_steps=self.settings.num_inference_steps,
             guidance_scale=self.settings.guidance_scale,
             eta=self.settings.eta,

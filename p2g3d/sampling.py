@@ -36,13 +36,14 @@ def batched(items: Sequence[T], batch_size: int) -> list[Sequence[T]]:
     return [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
 
 
-def seeded_noise(pipeline, pairs: Sequence[tuple[int, int]], seed: int):
-    """One CPU generator per ``(item, sample)`` pair, seeded by :func:`derive_seed`, and the starting noise
-    ``(len(pairs), C, h, w)`` float32 drawn from them, for ``pipeline``'s default working size."""
+def seeded_noise(pipeline, seeds: Sequence[int]):
+    """One CPU generator per seed (from :func:`derive_seed` of the item and sample) and the starting noise
+    ``(len(seeds), C, h, w)`` float32 drawn from them, for ``pipeline``'s default working size: a sample's noise
+    does not depend on the batch it runs in."""
     import torch
 
     side = pipeline.default_size // pipeline.vae_scale_factor
-    generators = [torch.Generator("cpu").manual_seed(derive_seed(seed, i, j)) for i, j in pairs]
+    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
     shape = (pipeline.unet.config.out_channels, side, side)
     return generators, torch.stack([torch.randn(shape, generator=g) for g in generators])
 

@@ -79,7 +79,7 @@ def test_batch_resumes_records_bad_items_and_writes_coco(tiny_model_dir, tmp_pat
     assert first["area"] == int(amodal.sum()) and 0 <= first["score"] <= 1
     before = tree(output)
     assert main(batch_argv(source, output, tiny_model_dir)) == 0  # everything finished: nothing is redone
-    assert json.loads(capsys.readouterr().out)["skipped"] == 4
+    assert json.loads(capsys.readouterr().out)["skipped"] == 5  # 4 done, 1 failed with its reason
     assert tree(output) == before
     changed = batch_argv(source, output, tiny_model_dir)
     changed[changed.index("--steps") + 1] = "3"
@@ -103,7 +103,8 @@ def test_killed_batch_reruns_to_the_same_outputs(engine, tiny_model_dir, tmp_pat
     process.wait()
     assert list((tmp_path / "killed").glob("items/*/done.json")), "the run ended before it could be killed"
     subprocess.run([sys.executable, "-m", "p2g3d.cli", *argv], check=True, capture_output=True)
-    assert main(batch_argv(source, tmp_path / "straight", tiny_model_dir)) == 0
+    straight = batch_argv(source, tmp_path / "straight", tiny_model_dir) + ["--engine", engine]
+    subprocess.run([sys.executable, "-m", "p2g3d.cli", *straight], check=True, capture_output=True)
     killed, straight = tree(tmp_path / "killed"), tree(tmp_path / "straight")
     assert killed.keys() == straight.keys() and not [name for name in killed if Path(name).name.startswith(".")]
     batch_record = "batch.json"
@@ -112,28 +113,24 @@ def test_killed_batch_reruns_to_the_same_outputs(engine, tiny_model_dir, tmp_pat
             assert killed[name] == straight[name], name
 
 
-def test_ray_engine_gives_the_outputs_of_the_in_process_engine(tiny_model_dir, tmp_path, monkeypatch):
-    """Ray Data with a local actor pool: the same files as the in-process engine (a small, CPU-only cluster)."""
+def test_ray_engine_gives_the_outputs_of_the_in_process_engine(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """Ray Data with a local actor pool: the same files as the in-process engine run as a command (a small,
+    CPU-only cluster). Both sides run in fresh processes (Ray's actors, the command), like users run them."""
     ray = require_extra("ray", "ray is not installed (optional extra p2g3d[ray])")
-    from p2g3d.completer import AmodalCompleter
-    from p2g3d.jobs.batch import run_batch
-
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     source = write_folder(tmp_path / "data", count=3)
-    settings = {"num_inference_steps": 2, "num_samples": 2}
-
-    def make_completer():
-        return AmodalCompleter.from_pretrained(str(tiny_model_dir), device="cpu", **settings)
-
-    fingerprint = {"model": "tiny", "settings": settings}
     try:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=256 * 2**20)
-        summary = run_batch(source, tmp_path / "ray", make_completer, fingerprint, seed=3, engine="ray")
+        assert main(batch_argv(source, tmp_path / "ray", tiny_model_dir) + ["--engine", "ray", "--pack", "2"]) == 0
     finally:
         ray.shutdown()
+    summary = json.loads(capsys.readouterr().out)
     assert (summary["done"], summary["failed"], summary["processed"]) == (3, 1, 3)
-    run_batch(source, tmp_path / "local", make_completer, fingerprint, seed=3)
-    assert tree(tmp_path / "ray") == tree(tmp_path / "local")
+    local = batch_argv(source, tmp_path / "local", tiny_model_dir) + ["--pack", "2"]
+    subprocess.run([sys.executable, "-m", "p2g3d.cli", *local], check=True, capture_output=True)
+    ray_files, local_files = tree(tmp_path / "ray"), tree(tmp_path / "local")
+    assert ray_files.keys() == local_files.keys()
+    assert [name for name in ray_files if ray_files[name] != local_files[name]] == []
 
 
 def test_accelerate_engine_in_one_process_matches_in_process(tiny_model_dir, tmp_path):

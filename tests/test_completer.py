@@ -136,3 +136,17 @@ def test_settings_are_validated_before_anything_runs(tiny_pipeline, tiny_model_d
         completer(scene[0], scene[1], num_samples=0, show_progress=False)
     with pytest.raises(ValueError, match="finite"):
         completer(np.full((HEIGHT, WIDTH, 3), np.nan, np.float32), scene[1], show_progress=False)
+
+
+def test_images_packed_together_give_what_each_gives_alone(tiny_pipeline, scene):
+    """complete_many packs (image, object, sample) triples of several images into shared batches; each image gets
+    the result of its own call with the same seed."""
+    image, first, second = scene
+    other = np.ascontiguousarray(image[::-1])
+    completer = AmodalCompleter(tiny_pipeline, num_samples=2, num_inference_steps=3, batch_size=3)
+    packed = completer.complete_many([(image, [first, second], 5), (other, first, 6)], show_progress=False)
+    alone = [completer(image, [first, second], seed=5, show_progress=False), completer(other, first, seed=6, show_progress=False)]
+    assert [len(objects) for objects in packed] == [2, 1]
+    for together, single in zip(packed, alone):
+        for a, b in zip(together, single):
+            assert np.abs(a.sample_images.astype(int) - b.sample_images).max() <= 1

@@ -56,7 +56,7 @@ from ..io import (
     object_masks,
     write_files_atomic,
 )
-from ..sampling import derive_seed
+from ..sampling import batched, derive_seed
 from .completion_files import write_completion
 
 logger = logging.getLogger(__name__)
@@ -210,14 +210,40 @@ class BatchRun:
     def is_done(self, item: BatchItem) -> bool:
         return (self.folder(item) / "done.json").is_file()
 
-    def process(self, completer, item: BatchItem, seed: int) -> dict:
-        """Complete one item, write its files, then its done marker (last); returns its record. Bad input raises."""
-        image, masks = load_item(item)
-        item_seed = derive_seed(seed, zlib.crc32(item.item_id.encode()))
-        results = completer(image, masks, seed=item_seed, show_progress=False)
+    def is_settled(self, item: BatchItem) -> bool:
+        """Done, or failed with its reason recorded (a rerun does not retry it; delete its error.json to retry)."""
+        return self.is_done(item) or (self.folder(item) / "error.json").is_file()
+
+    def process(self, completer, items: Sequence[BatchItem], seed: int) -> dict[str, int]:
+        """Complete ``items`` in one packed call (their objects and samples share batches), write each item's files
+        and then its done marker (last). An item with bad input is recorded in its folder and the others go on.
+        Returns ``{"processed": n, "failed": m}``."""
+        loaded, counts = [], {"processed": 0, "failed": 0}
+        for item in items:
+            try:
+                loaded.append((item, *load_item(item)))
+            except (ValueError, OSError) as error:  # bad input of this item: recorded, the run goes on
+                self.record_error(item, error)
+                counts["failed"] += 1
+        seeds = [derive_seed(seed, zlib.crc32(item.item_id.encode())) for item, _, _ in loaded]
+        try:
+            results = completer.complete_many([(image, masks, s) for (_, image, masks), s in zip(loaded, seeds)], show_progress=False)
+        except ValueError:
+            if len(loaded) == 1:
+                raise
+            for item, _, _ in loaded:  # one item's input is bad at the model's size: find it alone
+                for key, value in self.process(completer, [item], seed).items():
+                    counts[key] += value
+            return counts
+        for (item, image, _), item_seed, objects in zip(loaded, seeds, results):
+            self._write(item, image, objects, item_seed)
+            counts["processed"] += 1
+        return counts
+
+    def _write(self, item: BatchItem, image: np.ndarray, results, item_seed: int) -> None:
         results = [dataclasses.replace(result, label=label) for result, label in zip(results, item.labels)]
         summary = {"image": str(item.image), "seed": item_seed}
-        objects = write_completion(self.folder(item), image, results, [str(m) for m in _mask_names(item)], summary)
+        objects = write_completion(self.folder(item), image, results, _mask_names(item), summary)
         for entry, result in zip(objects, results):
             entry["amodal_rle"] = encode_rle(result.amodal_mask)
             entry["visible_rle"] = encode_rle(result.visible_mask)
@@ -225,7 +251,6 @@ class BatchRun:
                   "image_info": dict(item.image_info), "objects": objects}  # fmt: skip
         (self.folder(item) / "error.json").unlink(missing_ok=True)
         write_files_atomic({self.folder(item) / "done.json": json_bytes(record)})
-        return record
 
     def record_error(self, item: BatchItem, error: BaseException) -> None:
         reason = f"{error.__class__.__name__}: {' '.join(str(error).split())}"
@@ -271,29 +296,41 @@ def coco_annotations(records: Sequence[dict]) -> dict:
     return {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "object"}]}
 
 
-def run_items(run: BatchRun, items: Sequence[BatchItem], make_completer: Callable, seed: int, *, shard=(0, 1)) -> dict:
-    """Process the unfinished items of shard ``index`` of ``count`` (``items[index::count]``) with one completer;
-    a failing item is recorded and the run goes on. Returns counts for this shard."""
+def run_items(
+    run: BatchRun, items: Sequence[BatchItem], make_completer: Callable, seed: int, *, shard=(0, 1), pack: int = 4
+) -> dict:
+    """Process the unfinished items of shard ``index`` of ``count`` (``items[index::count]``) with one completer,
+    ``pack`` items per packed completer call. Returns counts for this shard."""
     index, count = shard
-    pending = [item for item in items[index::count] if not run.is_done(item)]
-    counts = {"processed": 0, "failed": 0, "skipped": len(items[index::count]) - len(pending)}
-    if not pending:
+    chunks, counts = pending_chunks(run, items[index::count], pack)
+    if not chunks:
         return counts
     completer = make_completer()
-    for item in tqdm(pending, desc="batch", unit="item", disable=index != 0):
-        try:
-            run.process(completer, item, seed)
-            counts["processed"] += 1
-        except (ValueError, OSError) as error:  # bad input of this item: recorded, the run goes on
-            logger.warning("item %s failed: %s", item.item_id, error)
-            run.record_error(item, error)
-            counts["failed"] += 1
+    with tqdm(total=sum(len(chunk) for chunk in chunks), desc="batch", unit="item", disable=index != 0) as progress:
+        for chunk in chunks:
+            for key, value in run.process(completer, chunk, seed).items():
+                counts[key] += value
+            progress.update(len(chunk))
     return counts
 
 
-def run_ray(run: BatchRun, items: Sequence[BatchItem], make_completer: Callable, seed: int, *, actors: int | None = None) -> dict:
-    """Process the unfinished items on a Ray cluster: Ray Data over item indices, ``map_batches`` with an actor pool
-    of ``actors`` workers (default: one per GPU of the cluster, else one), each holding one model."""
+def pending_chunks(run: BatchRun, items: Sequence[BatchItem], pack: int) -> tuple[list[Sequence[BatchItem]], dict]:
+    """The chunks of ``pack`` consecutive items that still have unsettled items, and the start of the counts.
+
+    Chunks are cut from ALL the items, not from the unfinished ones, and a chunk is redone whole: packed items
+    share UNet batches, so an item's float round-off depends on its chunk, and only fixed chunks make a resumed
+    run give the bytes of an uninterrupted one (finished items of a redone chunk are rewritten identically)."""
+    chunks = [chunk for chunk in batched(list(items), pack) if not all(run.is_settled(item) for item in chunk)]
+    redone = sum(len(chunk) for chunk in chunks)
+    return chunks, {"processed": 0, "failed": 0, "skipped": len(items) - redone}
+
+
+def run_ray(
+    run: BatchRun, items: Sequence[BatchItem], make_completer: Callable, seed: int, *, pack: int = 4, actors: int | None = None
+) -> dict:
+    """Process the unfinished items on a Ray cluster: Ray Data over the chunks of ``pack`` items, ``map_batches``
+    with an actor pool of ``actors`` workers (default: one per GPU of the cluster, else one), each holding one
+    model."""
     try:
         import ray
         from ray.data import ActorPoolStrategy
@@ -304,33 +341,25 @@ def run_ray(run: BatchRun, items: Sequence[BatchItem], make_completer: Callable,
         ray.init(include_dashboard=False, log_to_driver=False, object_store_memory=RAY_OBJECT_STORE_BYTES)
     gpus = int(ray.cluster_resources().get("GPU", 0))
     actors = actors or max(1, gpus)
-    pending = [item for item in items if not run.is_done(item)]
-    counts = {"processed": 0, "failed": 0, "skipped": len(items) - len(pending)}
-    if not pending:
+    chunks, counts = pending_chunks(run, items, pack)
+    if not chunks:
         return counts
 
     class Worker:  # one model per actor, built once
         def __init__(self):
             self.completer = make_completer()
 
-        def __call__(self, batch: dict) -> dict:
-            statuses = []
-            for index in batch["index"]:
-                item = pending[int(index)]
-                try:
-                    run.process(self.completer, item, seed)
-                    statuses.append("processed")
-                except (ValueError, OSError) as error:
-                    run.record_error(item, error)
-                    statuses.append("failed")
-            return {"status": np.array(statuses)}
+        def __call__(self, batch: dict) -> dict:  # one chunk per call: chunks are fixed (see pending_chunks)
+            counts = run.process(self.completer, chunks[int(batch["chunk"][0])], seed)
+            return {"processed": np.array([counts["processed"]]), "failed": np.array([counts["failed"]])}
 
-    dataset = ray.data.from_items([{"index": index} for index in range(len(pending))])
+    dataset = ray.data.from_items([{"chunk": index} for index in range(len(chunks))])
     results = dataset.map_batches(
         Worker, batch_size=1, compute=ActorPoolStrategy(size=actors), num_gpus=1 if gpus else 0
     ).take_all()
     for row in results:
-        counts[str(row["status"])] += 1
+        counts["processed"] += int(row["processed"])
+        counts["failed"] += int(row["failed"])
     return counts
 
 
@@ -343,8 +372,10 @@ def run_batch(
     images: str | os.PathLike | None = None,
     seed: int = 0,
     engine: str = "in-process",
+    pack: int = 4,
 ) -> dict:
-    """Complete every item of ``source`` into ``output`` on ``engine``; returns a summary (counts, seconds)."""
+    """Complete every item of ``source`` into ``output`` on ``engine``, ``pack`` items per packed completer call
+    (their objects and samples share the UNet batches); returns a summary (counts, seconds)."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     started = time.perf_counter()
@@ -353,7 +384,7 @@ def run_batch(
     if engine in ("in-process", "ray"):
         run.prepare()
         runner = run_items if engine == "in-process" else run_ray
-        counts = runner(run, items, make_completer, seed)
+        counts = runner(run, items, make_completer, seed, pack=pack)
         summary = run.finalize(items)
     else:
         from accelerate import PartialState
@@ -362,7 +393,7 @@ def run_batch(
         if state.is_main_process:
             run.prepare()
         state.wait_for_everyone()
-        counts = run_items(run, items, make_completer, seed, shard=(state.process_index, state.num_processes))
+        counts = run_items(run, items, make_completer, seed, shard=(state.process_index, state.num_processes), pack=pack)
         state.wait_for_everyone()
         summary = run.finalize(items) if state.is_main_process else {}
     return {**summary, **counts, "seconds": round(time.perf_counter() - started, 1)}
