@@ -273,6 +273,23 @@ def _unet_source(state_dict: dict[str, torch.Tensor], unet_weights: str) -> tupl
     return unet_source, {"raw (non-EMA) UNet": sum(k.startswith(RAW_UNET_PREFIX) for k in state_dict)}
 
 
+def _diffusers_configs(config: dict, unet_source: dict, vae_source: dict) -> tuple[dict, dict]:
+    """UNet and VAE configs of diffusers from the official yaml (and the weights' shapes)."""
+    from diffusers.loaders.single_file_utils import (
+        create_unet_diffusers_config_from_ldm,
+        create_vae_diffusers_config_from_ldm,
+    )
+
+    params = config["model"]["params"]
+    vae_ddconfig = params["first_stage_config"]["params"]["ddconfig"]
+    image_size = params["image_size"] * 2 ** (len(vae_ddconfig["ch_mult"]) - 1)
+    with warnings.catch_warnings():  # diffusers deprecates passing image_size, but infers a wrong one without it
+        warnings.simplefilter("ignore", FutureWarning)
+        unet_config = create_unet_diffusers_config_from_ldm(config, unet_source, image_size=image_size)
+        vae_config = create_vae_diffusers_config_from_ldm(config, vae_source, image_size=vae_ddconfig["resolution"])
+    return unet_config, vae_config
+
+
 def convert_state_dict(
     state_dict: dict[str, torch.Tensor], config: dict | None = None, unet_weights: str = "ema"
 ) -> ConvertedModel:
@@ -286,12 +303,7 @@ def convert_state_dict(
         unet_weights: ``"ema"`` (default; what the official inference uses) or ``"raw"`` (the training weights,
             only for checkpoints saved without EMA).
     """
-    from diffusers.loaders.single_file_utils import (
-        convert_ldm_unet_checkpoint,
-        convert_ldm_vae_checkpoint,
-        create_unet_diffusers_config_from_ldm,
-        create_vae_diffusers_config_from_ldm,
-    )
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint
 
     from .pipelines.official_ddim import official_ddim_scheduler
 
@@ -302,14 +314,8 @@ def convert_state_dict(
     params = config["model"]["params"]
     _check_layout(state_dict, family, params["unet_config"]["params"])
     unet_source, ignored_unet = _unet_source(state_dict, unet_weights)
-    vae_ddconfig = params["first_stage_config"]["params"]["ddconfig"]
-    vae_factor = 2 ** (len(vae_ddconfig["ch_mult"]) - 1)
-    image_size = params["image_size"] * vae_factor
     vae_source = {k: v for k, v in state_dict.items() if k.startswith(VAE_PREFIX)}
-    with warnings.catch_warnings():  # diffusers deprecates passing image_size, but infers a wrong one without it
-        warnings.simplefilter("ignore", FutureWarning)
-        unet_config = create_unet_diffusers_config_from_ldm(config, unet_source, image_size=image_size)
-        vae_config = create_vae_diffusers_config_from_ldm(config, vae_source, image_size=vae_ddconfig["resolution"])
+    unet_config, vae_config = _diffusers_configs(config, unet_source, vae_source)
     unet_state_dict = convert_ldm_unet_checkpoint(unet_source, unet_config)
 
     # VAE, CLIP, cc_projection.

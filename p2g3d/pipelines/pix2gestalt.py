@@ -63,6 +63,24 @@ class Pix2GestaltPipeline(ImageConditionedPipeline):
         return self.encode_context(scene), concat
 
     @torch.no_grad()
+    def prepare_conditioning(self, image, visible_mask, context, concat_latents, height: int, width: int):
+        """Steps 1-2 of :meth:`__call__`: ``(context (B, 1, C), concat_latents (B, 8, h, w))`` encoded from the
+        image(s) and mask(s) in model space, or the given ones (checked)."""
+        if (context is None) != (concat_latents is None) or (context is None) == (image is None or visible_mask is None):
+            raise ValueError("give either image and visible_mask, or context and concat_latents")
+        if context is not None:
+            if context.shape[0] != concat_latents.shape[0]:
+                raise ValueError(f"got {context.shape[0]} contexts but {concat_latents.shape[0]} concat latents")
+            return context, concat_latents
+        scene = preprocess_image(image, height, width).to(self._execution_device)
+        mask = preprocess_mask(visible_mask, height, width).to(self._execution_device)
+        if mask.shape[0] == 1 and scene.shape[0] > 1:
+            mask = mask.expand(scene.shape[0], -1, -1, -1)
+        if mask.shape[0] != scene.shape[0]:
+            raise ValueError(f"got {scene.shape[0]} images but {mask.shape[0]} visible masks")
+        return self.encode_context(scene), self.encode_concat_latents(scene, mask)
+
+    @torch.no_grad()
     def __call__(
         self,
         image: ImageInput | None = None,
@@ -113,18 +131,7 @@ class Pix2GestaltPipeline(ImageConditionedPipeline):
         device = self._execution_device
 
         # 1-2. Conditioning: CLIP context and concat latents of the inputs in model space (unless given).
-        if (context is None) != (concat_latents is None) or (context is None) == (image is None or visible_mask is None):
-            raise ValueError("give either image and visible_mask, or context and concat_latents")
-        if context is None:
-            scene = preprocess_image(image, height, width).to(device)
-            mask = preprocess_mask(visible_mask, height, width).to(device)
-            if mask.shape[0] == 1 and scene.shape[0] > 1:
-                mask = mask.expand(scene.shape[0], -1, -1, -1)
-            if mask.shape[0] != scene.shape[0]:
-                raise ValueError(f"got {scene.shape[0]} images but {mask.shape[0]} visible masks")
-            context, concat_latents = self.encode_context(scene), self.encode_concat_latents(scene, mask)
-        elif context.shape[0] != concat_latents.shape[0]:
-            raise ValueError(f"got {context.shape[0]} contexts but {concat_latents.shape[0]} concat latents")
+        context, concat_latents = self.prepare_conditioning(image, visible_mask, context, concat_latents, height, width)
         context = context.to(device).repeat_interleave(num_images_per_prompt, dim=0)
         concat_latents = concat_latents.to(device).repeat_interleave(num_images_per_prompt, dim=0)
 
