@@ -1,6 +1,6 @@
 """Throughput of amodal completion at full size: the naive path and the optimised paths side by side, in one run.
 
-    python benchmarks/throughput.py [--device cuda] [--steps 50] [--batch-sizes 1 8 32] [--samples 16]
+    python benchmarks/throughput.py [--device cuda] [--steps 50] [--batch-sizes 1 8 32] [--samples 16] [--compile MODE]
     python benchmarks/throughput.py --device cpu --steps 3 --batch-sizes 1 4 --samples 4      # a CPU in minutes
 
 The model is the full-size pix2gestalt architecture (12-channel SD-1 UNet, SD VAE, CLIP ViT-L/14) with random
@@ -10,7 +10,9 @@ Rows (images = completed samples; one scene with one object unless said otherwis
 * ``naive``: the official way, one pipeline call per sample, re-encoding the scene (CLIP + VAE) every time;
 * ``encode once, batch B``: :class:`~p2g3d.completer.AmodalCompleter`: the scene and mask encoded once, B
   samples per UNet batch;
-* ``latency, 1 sample`` and ``latency, N-sample voted mask``: the completer end to end for one image.
+* ``latency, 1 sample`` and ``latency, N-sample voted mask``: the completer end to end for one image;
+* with ``--compile MODE``: the same completer rows again with the UNet compiled (:func:`p2g3d.acceleration.
+  compile_unet`, checked against eager first; ``reduce-overhead`` adds CUDA graphs), each shape warmed up untimed.
 
 Prints a markdown table with images/s, seconds and peak memory (CUDA: allocated by torch; CPU: the process's
 peak resident size, which only grows).
@@ -86,6 +88,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50, help="requested DDIM steps (CFG 2.0)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--samples", type=int, default=16, help="samples of the voted-mask latency row")
+    parser.add_argument("--compile", default=None, choices=("default", "reduce-overhead", "max-autotune"),
+                        help="also measure the completer with a compiled UNet")  # fmt: skip
     args = parser.parse_args()
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
@@ -107,13 +111,25 @@ def main() -> None:
     completer = AmodalCompleter(pipe, num_inference_steps=args.steps, num_samples=1)
     completer(image, mask, show_progress=False)  # warm-up (kernels, allocator)
     row("naive: one call per sample, scene re-encoded", total, timed(device, naive))
-    for batch_size in args.batch_sizes:
-        completer = AmodalCompleter(pipe, num_inference_steps=args.steps, num_samples=total, batch_size=batch_size)
-        row(f"encode once, batch {batch_size}", total, timed(device, lambda: completer(image, mask, show_progress=False)))
-    single = AmodalCompleter(pipe, num_inference_steps=args.steps, num_samples=1)
-    row("latency, 1 sample", 1, timed(device, lambda: single(image, mask, show_progress=False)))
-    voted = AmodalCompleter(pipe, num_inference_steps=args.steps, num_samples=args.samples, batch_size=args.samples)
-    row(f"latency, {args.samples}-sample voted mask", args.samples, timed(device, lambda: voted(image, mask, show_progress=False)))
+    completer_rows(pipe, image, mask, args, row, device, prefix="")
+    if args.compile:
+        from p2g3d.acceleration import compile_unet
+
+        deviation = compile_unet(pipe, args.compile)
+        completer_rows(pipe, image, mask, args, row, device, prefix=f"compiled ({args.compile}), ", warm_up=True)
+        print(f"\ncompiled UNet: max |compiled - eager| of the predicted noise {deviation:.2e}")
+
+
+def completer_rows(pipe, image, mask, args, row, device, prefix: str, warm_up: bool = False) -> None:
+    """Encode-once batches, single-sample latency and the voted-mask latency (shapes warmed up first if asked)."""
+    total = max(args.batch_sizes)
+    runs = [(f"encode once, batch {b}", total, total, b) for b in args.batch_sizes]
+    runs += [("latency, 1 sample", 1, 1, 1), (f"latency, {args.samples}-sample voted mask", args.samples, args.samples, args.samples)]
+    for name, images, num_samples, batch_size in runs:
+        completer = AmodalCompleter(pipe, num_inference_steps=args.steps, num_samples=num_samples, batch_size=batch_size)
+        if warm_up:
+            AmodalCompleter(pipe, num_inference_steps=1, num_samples=batch_size, batch_size=batch_size)(image, mask, show_progress=False)
+        row(prefix + name, images, timed(device, lambda: completer(image, mask, show_progress=False)))
 
 
 if __name__ == "__main__":

@@ -94,6 +94,15 @@ def _add_runtime_arguments(command: argparse.ArgumentParser, seed_help: str = "r
     command.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="weights dtype (default: fp16 on cuda, else fp32)")
 
 
+def _add_compile_argument(command: argparse.ArgumentParser) -> None:
+    from .acceleration import COMPILE_MODES
+
+    command.add_argument(
+        "--compile", choices=COMPILE_MODES, default=None,
+        help="torch.compile the UNet (checked against eager on load; reduce-overhead adds CUDA graphs); default eager",
+    )  # fmt: skip
+
+
 def _add_batch(command: argparse.ArgumentParser) -> None:
     from .jobs.batch import ENGINES
     from .jobs.batch import run_batch as run_batch_job
@@ -108,6 +117,7 @@ def _add_batch(command: argparse.ArgumentParser) -> None:
                          help="items per completer call: their objects and samples share the model's batches")
     add_settings_arguments(command, CompletionSettings)
     _add_runtime_arguments(command, "run seed; each item's seed derives from it and the item id")
+    _add_compile_argument(command)
 
 
 def _add_convert(command: argparse.ArgumentParser) -> None:
@@ -138,6 +148,7 @@ def _add_complete(command: argparse.ArgumentParser) -> None:
     command.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     add_settings_arguments(command, CompletionSettings)
     _add_runtime_arguments(command)
+    _add_compile_argument(command)
 
 
 def _add_views(command: argparse.ArgumentParser) -> None:
@@ -184,22 +195,28 @@ def _add_evaluate(command: argparse.ArgumentParser) -> None:
 
 def _add_demo(command: argparse.ArgumentParser) -> None:
     from .jobs.demo import run_demo
+    from .scenes import SCENE_STYLES
 
     command.add_argument("-o", "--output", type=Path, default=Path("p2g3d-demo"), help="output folder")
     command.add_argument("--model", default=None, help="model folder (default: the embedded demo model)")
     for name in ("scenes", "steps", "samples"):
         command.add_argument(f"--{name}", type=_positive_int, default=library_default(run_demo, name))
     command.add_argument("--seed", type=int, default=library_default(run_demo, "seed"))
+    command.add_argument("--style", choices=SCENE_STYLES, default=library_default(run_demo, "style"), help="scene style")
     command.add_argument("--device", default=None)
 
 
 def _add_make_data(command: argparse.ArgumentParser) -> None:
-    from .training.data import write_synthetic_dataset
+    from .training.composite import FACTOR_SETS, write_synthetic_dataset
 
     command.add_argument("output", type=Path, help="dataset folder to write")
     command.add_argument("--count", type=_positive_int, default=1000)
     command.add_argument("--seed", type=int, default=library_default(write_synthetic_dataset, "seed"))
     command.add_argument("--image-size", type=_positive_int, default=library_default(write_synthetic_dataset, "image_size"))
+    command.add_argument(
+        "--factors", choices=FACTOR_SETS, default=library_default(write_synthetic_dataset, "factors"),
+        help="'train': training factors only; 'held-out': each sample shows one factor left out of training",
+    )  # fmt: skip
     command.add_argument("--overwrite", action="store_true", help="replace an earlier dataset in the output folder")
 
 
@@ -217,9 +234,11 @@ def _add_eval_amodal(command: argparse.ArgumentParser) -> None:
     command.add_argument("--cocoa", type=Path, default=None, help="COCOA / BSDS-A style annotation json")
     command.add_argument("--images", type=Path, default=None, help="image root for --cocoa")
     command.add_argument("--limit", type=_positive_int, default=None, help="evaluate at most this many objects")
+    command.add_argument("--group-by", default=None, help="also report each value of this sample factor (e.g. held_out)")
     command.add_argument("-o", "--output", type=Path, default=None, help="also write the JSON here")
     add_settings_arguments(command, CompletionSettings)
     _add_runtime_arguments(command, "base seed; object i uses seed + i")
+    _add_compile_argument(command)
 
 
 COMMANDS = {
@@ -278,7 +297,9 @@ def run_complete(args: argparse.Namespace) -> int:
     object_masks(masks, *image.shape[:2])  # every mask is checked before the model loads
     check_output_folder(args.output, min_free_bytes=4 * image.nbytes * len(masks))
     settings = settings_from_arguments(CompletionSettings, args)
-    completer = AmodalCompleter.from_pretrained(args.model, device=args.device, dtype=args.dtype, **settings)
+    completer = AmodalCompleter.from_pretrained(
+        args.model, device=args.device, dtype=args.dtype, compile_mode=args.compile, **settings
+    )
     results = completer(image, masks, seed=args.seed)
     summary = {"image": str(args.image), "model": str(args.model), "seed": args.seed, "settings": settings}
     write_completion(args.output, image, results, [str(path) for path in args.mask], summary)
@@ -296,7 +317,9 @@ def run_batch(args: argparse.Namespace) -> int:
     def make_completer():
         from .completer import AmodalCompleter
 
-        return AmodalCompleter.from_pretrained(args.model, device=args.device, dtype=args.dtype, **settings)
+        return AmodalCompleter.from_pretrained(
+            args.model, device=args.device, dtype=args.dtype, compile_mode=args.compile, **settings
+        )
 
     fingerprint = {"model": str(args.model or "embedded"), "dtype": args.dtype, "settings": settings}
     summary = batch(
@@ -381,7 +404,7 @@ def run_demo(args: argparse.Namespace) -> int:
     check_output_folder(args.output)
     table = demo(
         args.output, scenes=args.scenes, model=args.model, steps=args.steps, samples=args.samples, seed=args.seed,
-        device=args.device,
+        style=args.style, device=args.device,
     )  # fmt: skip
     print(table)
     print(f"\nmeshes (.glb), previews and metrics in {args.output}/")
@@ -389,9 +412,11 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_make_data(args: argparse.Namespace) -> int:
-    from .training.data import write_synthetic_dataset
+    from .training.composite import write_synthetic_dataset
 
-    write_synthetic_dataset(args.output, args.count, seed=args.seed, image_size=args.image_size, overwrite=args.overwrite)
+    write_synthetic_dataset(
+        args.output, args.count, seed=args.seed, image_size=args.image_size, factors=args.factors, overwrite=args.overwrite
+    )
     logger.info("wrote %d samples to %s", args.count, args.output)
     return 0
 
@@ -418,8 +443,10 @@ def run_eval_amodal(args: argparse.Namespace) -> int:
         check_output_file(args.output)
     examples = examples_from_folder(args.data) if args.data else examples_from_cocoa(args.cocoa, args.images)
     settings = settings_from_arguments(CompletionSettings, args)
-    completer = AmodalCompleter.from_pretrained(args.model, device=args.device, dtype=args.dtype, **settings)
-    result = evaluate_amodal(completer, examples, seed=args.seed, limit=args.limit)
+    completer = AmodalCompleter.from_pretrained(
+        args.model, device=args.device, dtype=args.dtype, compile_mode=args.compile, **settings
+    )
+    result = evaluate_amodal(completer, examples, seed=args.seed, limit=args.limit, group_by=args.group_by)
     if args.output is not None:
         save_json(args.output, result)
     print(json.dumps(result, indent=2))

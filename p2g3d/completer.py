@@ -9,8 +9,8 @@ object and its amodal mask in the same frame. Work flow per call:
 3. encode the scene once (CLIP and VAE, shared by all its objects and samples) and each visible mask once, then
    run objects x samples through :class:`Pix2GestaltPipeline` in batches, each sample with its own seeded noise
    (so a result does not depend on the batch it ran in);
-4. read each sample's amodal mask (gray <= 250), bring samples back to the original frame, vote per pixel, unite
-   with the visible mask, and score agreement.
+4. read each sample's amodal mask (gray <= 250), bring samples back to the original frame, keep the part attached to
+   the visible mask (unless ``keep_detached``), vote per pixel, unite with the visible mask, and score agreement.
 """
 
 from __future__ import annotations
@@ -24,10 +24,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .framing import Frame, frame_image, frame_mask, make_frame, unframe_image, unframe_mask
+from .acceleration import COMPILE_MODES, compile_unet
+from .framing import (
+    Frame,
+    frame_image,
+    frame_mask,
+    make_frame,
+    unframe_image,
+    unframe_images_on_device,
+    unframe_mask,
+    unframe_masks_on_device,
+)
 from .io import as_image, object_masks
 from .loading import DEFAULT_MODEL_NOTE, default_model_path, load_pipeline
-from .masks import amodal_mask_from_whole, majority_vote, sample_agreement
+from .masks import amodal_mask_from_whole, amodal_masks_on_device, attached_parts, majority_vote, sample_agreement
 from .pipelines.image_processing import to_uint8
 from .pipelines.pix2gestalt import Pix2GestaltPipeline
 from .runtime import resolve_device, resolve_dtype
@@ -59,13 +69,17 @@ class AmodalCompleter:
 
     Args:
         pipeline: a loaded :class:`Pix2GestaltPipeline`.
+        device_postprocess: read masks and bring samples back to the image frame on the pipeline's device (kornia)
+            instead of the CPU (PIL); default: on CUDA devices only. Masks agree with the CPU path up to resampling
+            differences at their edges.
         **settings: fields of :class:`CompletionSettings` (``num_samples``, ``num_inference_steps``,
             ``guidance_scale``, ``eta``, ``framing``, ``mask_rule``, ``batch_size``).
     """
 
-    def __init__(self, pipeline: Pix2GestaltPipeline, **settings):
+    def __init__(self, pipeline: Pix2GestaltPipeline, *, device_postprocess: bool | None = None, **settings):
         self.pipeline = pipeline
         self.settings = CompletionSettings(**settings)
+        self.device_postprocess = pipeline.device.type == "cuda" if device_postprocess is None else bool(device_postprocess)
 
     @classmethod
     def from_pretrained(
@@ -73,6 +87,7 @@ class AmodalCompleter:
         path_or_hub_id: str | os.PathLike | None = None,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
+        compile_mode: str | None = None,
         **settings,
     ) -> AmodalCompleter:
         """Load a converted model folder (or a hub id when online); with no path, the embedded demonstration model.
@@ -82,14 +97,20 @@ class AmodalCompleter:
                 for the embedded demonstration model (trained on synthetic objects only; see the README).
             device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when available, else CPU.
             dtype: ``"fp32"``, ``"fp16"``, ``"bf16"``; default fp16 on CUDA, fp32 on CPU.
+            compile_mode: None (eager, the faithful path) or a ``torch.compile`` mode (``"reduce-overhead"`` adds
+                CUDA graphs), checked against eager on load (:func:`p2g3d.acceleration.compile_unet`).
             **settings: fields of :class:`CompletionSettings`.
         """
         CompletionSettings(**settings)  # bad settings fail before the model loads
+        if compile_mode is not None and compile_mode not in COMPILE_MODES:
+            raise ValueError(f"compile_mode must be None or one of {COMPILE_MODES}, got {compile_mode!r}")
         if path_or_hub_id is None:
             logger.info(DEFAULT_MODEL_NOTE)
             path_or_hub_id = default_model_path()
         resolved_device = resolve_device(device)
         pipeline = load_pipeline(Pix2GestaltPipeline, path_or_hub_id, resolved_device, resolve_dtype(dtype, resolved_device))
+        if compile_mode is not None:
+            compile_unet(pipeline, compile_mode)
         return cls(pipeline, **settings)
 
     @property
@@ -137,7 +158,7 @@ class AmodalCompleter:
         prepared = [self._prepare(image, visible_masks) for image, visible_masks, _ in scenes]
         seeds = [seed for _, _, seed in scenes]
         triples = [(s, i, j) for s, scene in enumerate(prepared) for i in range(len(scene.objects)) for j in range(num_samples)]
-        samples = [np.empty((len(scene.objects), num_samples, self.size, self.size, 3), np.uint8) for scene in prepared]
+        samples = [self._empty_samples(len(scene.objects), num_samples) for scene in prepared]
         batches = batched(triples, self.settings.batch_size)
         self.pipeline.set_progress_bar_config(disable=not show_progress, leave=False)
         for batch in tqdm(batches, desc="amodal completion", unit="batch", disable=not show_progress or len(batches) < 2):
@@ -162,9 +183,17 @@ class AmodalCompleter:
         context, concat_latents = self.pipeline.encode_scene_objects(framed_image, np.stack(framed_masks))
         return PreparedScene(objects, frame, context, concat_latents)
 
-    def _sample(self, prepared: Sequence[PreparedScene], seeds: Sequence[int], batch) -> np.ndarray:
-        """Run one batch of (image, object, sample) triples; returns ``(len(batch), size, size, 3)`` uint8. Sample j
-        of object i of image s starts from the noise of ``derive_seed(seeds[s], i, j)``."""
+    def _empty_samples(self, objects: int, num_samples: int):
+        """Storage for an image's samples: ``(K, N, size, size, 3)`` uint8 array, or ``(K, N, 3, size, size)`` uint8
+        tensor on the pipeline's device with ``device_postprocess``."""
+        if self.device_postprocess:
+            return torch.empty((objects, num_samples, 3, self.size, self.size), dtype=torch.uint8, device=self.pipeline.device)
+        return np.empty((objects, num_samples, self.size, self.size, 3), np.uint8)
+
+    def _sample(self, prepared: Sequence[PreparedScene], seeds: Sequence[int], batch):
+        """Run one batch of (image, object, sample) triples; returns ``(len(batch), size, size, 3)`` uint8 (or a
+        ``(len(batch), 3, size, size)`` uint8 tensor on the device with ``device_postprocess``). Sample j of object i
+        of image s starts from the noise of ``derive_seed(seeds[s], i, j)``."""
         generators, latents = seeded_noise(self.pipeline, [derive_seed(seeds[s], i, j) for s, i, j in batch])
         output = self.pipeline(
             context=torch.cat([prepared[s].context for s, _, _ in batch]),
@@ -176,13 +205,26 @@ class AmodalCompleter:
             latents=latents,
             output_type="pt",
         )
+        if self.device_postprocess:
+            return (255.0 * output.images.float()).to(torch.uint8)  # truncation, as to_uint8 (the official rule)
         return to_uint8(output.images)
 
-    def _assemble(self, label: int, visible: np.ndarray, samples: np.ndarray, frame: Frame) -> AmodalObject:
-        """Per-sample masks at model size -> original frame, vote, containment, confidence."""
+    def _unframe(self, samples, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+        """An object's samples at model size -> ``(N, H, W, 3)`` uint8 images and ``(N, H, W)`` bool masks in the
+        image's frame."""
         rule = self.settings.mask_rule
-        sample_masks = np.stack([unframe_mask(amodal_mask_from_whole(s, rule), frame) for s in samples])
-        sample_images = np.stack([unframe_image(s, frame) for s in samples])
+        if self.device_postprocess:
+            images = unframe_images_on_device(samples, frame).permute(0, 2, 3, 1).cpu().numpy()
+            masks = unframe_masks_on_device(amodal_masks_on_device(samples, rule), frame).cpu().numpy()
+            return images, masks
+        masks = np.stack([unframe_mask(amodal_mask_from_whole(s, rule), frame) for s in samples])
+        return np.stack([unframe_image(s, frame) for s in samples]), masks
+
+    def _assemble(self, label: int, visible: np.ndarray, samples, frame: Frame) -> AmodalObject:
+        """Per-sample masks at model size -> original frame, vote, containment, confidence."""
+        sample_images, sample_masks = self._unframe(samples, frame)
+        if not self.settings.keep_detached:
+            sample_masks = np.stack([attached_parts(mask, visible) for mask in sample_masks])
         consensus = majority_vote(sample_masks)
         agreement = sample_agreement(sample_masks, consensus)
         amodal = consensus | visible

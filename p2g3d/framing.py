@@ -10,7 +10,9 @@ Two framings:
   training.
 
 Going back, the model output is resized to the framed square and cropped, so ``unframe(frame(x))`` has the
-original ``(H, W)``; padding regions are discarded.
+original ``(H, W)``; padding regions are discarded. The ``*_on_device`` variants do the same for batches of torch
+tensors on their device (kornia's resize; used on GPUs, where moving full-size results through PIL would cost more
+than the resize).
 """
 
 from __future__ import annotations
@@ -68,6 +70,25 @@ def unframe_image(image: np.ndarray, frame: Frame) -> np.ndarray:
 def unframe_mask(mask: np.ndarray, frame: Frame) -> np.ndarray:
     """``(size, size)`` bool working-frame mask -> ``(H, W)`` bool in the original frame (bilinear, then > 0.5)."""
     return _unframe(mask.astype(np.uint8) * 255, frame, PIL.Image.Resampling.BILINEAR) > 127
+
+
+def unframe_images_on_device(images, frame: Frame):
+    """``(N, 3, size, size)`` uint8 tensor -> ``(N, 3, H, W)`` uint8 tensor on the same device (bicubic, antialiased)."""
+    import torch
+    from kornia.geometry.transform import resize
+
+    resized = resize(images.float(), frame.square, interpolation="bicubic", align_corners=False, antialias=True)
+    left, top, right, bottom = frame.box
+    return resized[..., top:bottom, left:right].round().clamp(0, 255).to(torch.uint8)
+
+
+def unframe_masks_on_device(masks, frame: Frame):
+    """``(N, size, size)`` bool tensor -> ``(N, H, W)`` bool tensor on the same device (bilinear, then > 0.5)."""
+    from kornia.geometry.transform import resize
+
+    resized = resize(masks[:, None].float(), frame.square, interpolation="bilinear", align_corners=False, antialias=True)
+    left, top, right, bottom = frame.box
+    return resized[:, 0, top:bottom, left:right] > 0.5
 
 
 def _frame(array: np.ndarray, frame: Frame, fill: int, resample) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Amodal masks from synthesised whole objects: thresholding, voting, confidence. Pure numpy functions.
+"""Amodal masks from synthesised whole objects: thresholding, clean-up, voting, confidence. Numpy functions.
 
 pix2gestalt paints the whole object on WHITE, so the official evaluation rule reads the amodal mask as
 "gray <= 250 is object". The official code applies OpenCV's BGR2GRAY to RGB data, i.e. it weighs RED with 0.114
@@ -26,14 +26,45 @@ def to_gray(image: np.ndarray, rule: str = "rgb") -> np.ndarray:
     if image.dtype != np.uint8 or image.shape[-1] != 3:
         raise ValueError(f"expected (..., H, W, 3) uint8 RGB, got {image.dtype} {image.shape}")
     rgb = image.astype(np.int32)
+    return _fixed_point_gray(rgb[..., 0], rgb[..., 1], rgb[..., 2], rule).astype(np.uint8)
+
+
+def _fixed_point_gray(red, green, blue, rule: str):
+    """OpenCV's 8-bit gray from int32 channels (numpy arrays or torch tensors alike)."""
     red_weight, blue_weight = (_R_WEIGHT, _B_WEIGHT) if rule == "rgb" else (_B_WEIGHT, _R_WEIGHT)
-    weighted = red_weight * rgb[..., 0] + _G_WEIGHT * rgb[..., 1] + blue_weight * rgb[..., 2]
-    return ((weighted + (1 << 14)) >> 15).astype(np.uint8)
+    weighted = red_weight * red + _G_WEIGHT * green + blue_weight * blue
+    return (weighted + (1 << 14)) >> 15
 
 
 def amodal_mask_from_whole(image: np.ndarray, rule: str = "rgb", threshold: int = GRAY_THRESHOLD) -> np.ndarray:
     """Whole object on white ``(..., H, W, 3)`` uint8 -> amodal mask ``(..., H, W)`` bool (gray <= threshold)."""
     return to_gray(image, rule) <= threshold
+
+
+def amodal_masks_on_device(images, rule: str = "rgb", threshold: int = GRAY_THRESHOLD):
+    """:func:`amodal_mask_from_whole` for a ``(N, 3, H, W)`` uint8 torch tensor, on its device -> ``(N, H, W)`` bool
+    tensor (the same integer arithmetic, so the same masks)."""
+    import torch
+
+    if rule not in MASK_RULES:
+        raise ValueError(f"rule must be one of {MASK_RULES}, got {rule!r}")
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected (N, 3, H, W) uint8 images, got {images.dtype} {tuple(images.shape)}")
+    rgb = images.to(torch.int32)
+    return _fixed_point_gray(rgb[:, 0], rgb[:, 1], rgb[:, 2], rule) <= threshold
+
+
+def attached_parts(mask: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool: the parts of ``mask | visible`` connected (8-neighbourhood) to a visible pixel.
+
+    A synthesised object is one piece with its visible part; specks elsewhere in the decoded image (dark corners,
+    stray marks) are not the object. Parts reached only through the visible mask are kept whole.
+    """
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(mask | visible, structure=np.ones((3, 3), bool))
+    keep = np.unique(labels[visible])
+    return np.isin(labels, keep[keep > 0])
 
 
 def majority_vote(masks: np.ndarray) -> np.ndarray:

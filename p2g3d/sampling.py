@@ -77,11 +77,16 @@ class CompletionSettings(SamplingSettings):
         framing: ``"squash"`` (official, whole image resized to the square) or ``"pad"`` (aspect kept).
         mask_rule: ``"rgb"`` (correct RGB->gray, default) or ``"official"`` (the official channel-swapped gray).
         batch_size: (object, sample) pairs per pipeline call; lower it when memory is short.
+        keep_detached: keep the parts of a sample's mask not connected to the visible mask (the official read keeps
+            every pixel; by default only the object attached to its visible part is kept).
     """
 
     num_samples: int = field(default=4, metadata={"flag": "--samples", "help": "samples per object, voted per pixel"})
     framing: str = field(default="squash", metadata={"flag": "--framing", "choices": FRAMINGS, "help": "squash is official"})
     mask_rule: str = field(default="rgb", metadata={"flag": "--mask-rule", "choices": MASK_RULES, "help": "gray rule for masks"})
+    keep_detached: bool = field(
+        default=False, metadata={"flag": "--keep-detached", "help": "keep mask parts not connected to the visible mask"}
+    )
 
     def __post_init__(self):
         super().__post_init__()

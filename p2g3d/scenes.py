@@ -1,10 +1,12 @@
-"""Synthetic occluded-object scenes: the project's 3D occlusion benchmark (and training data).
+"""Synthetic occluded-object scenes: the project's 3D occlusion benchmark (and the 3D objects of the training data).
 
 A scene is a procedural target object at the origin (world +Z up, bounding box centred, largest side 1, one
-watertight coloured mesh), one occluder placed between chosen cameras and the target so that it hides a chosen
-share of the target there (standing 0.7 to 1.0 units in front of the target's centre, never touching it, like
-clutter in front of an object), and a ring of cameras (:mod:`p2g3d.cameras` convention). For every view the scene
-holds the rendered image, the target's visible mask, its amodal mask (target rendered alone), the occluder's mask
+watertight coloured mesh), occluders placed between chosen cameras and the target so that they hide a chosen
+share of the target there (standing 0.7 to 1.1 units in front of the target's centre, never touching it, like
+clutter in front of an object), and a ring of cameras (:mod:`p2g3d.cameras` convention). Two styles: ``"simple"``
+(one grey box hiding the target in view 0, white background) and ``"cluttered"`` (an occluder of any colour or
+shape for each of several views, seen from the other views too, textured backgrounds). For every view the scene
+holds the rendered image, the target's visible mask, its amodal mask (target rendered alone), the occluders' mask
 and the camera; the target mesh is the ground truth. Everything is deterministic given the seed.
 
 Targets are unions of primitive signed-distance functions (boxes, spheres, cylinders, tori, cones) meshed by
@@ -23,8 +25,11 @@ import trimesh
 
 from .cameras import Camera, intrinsics_from_fov, orbit_cameras
 from .render import RenderedView, render
+from .textures import BACKGROUND_STYLES, background
 
 TARGET_KINDS = ("table", "mug", "lamp", "chair", "dumbbell", "snowman", "L-block", "arch")
+SCENE_STYLES = ("simple", "cluttered")
+COMPOSITE_KIND = "composite"  # a random union of 2-5 primitives, optionally mirror-symmetric (never drawn by default)
 Part = tuple[Callable[[np.ndarray], np.ndarray], tuple[int, int, int]]
 
 
@@ -98,7 +103,37 @@ def _color(rng: np.random.Generator) -> tuple[int, int, int]:
     return tuple(int(round(255 * value * (1 - saturation + saturation * c))) for c in rgb)
 
 
+def _composite_parts(rng: np.random.Generator) -> list[Part]:
+    """2-5 random primitives chained so that each overlaps an earlier one; mirrored in x half of the time."""
+    u = rng.uniform
+    colors = [_color(rng) for _ in range(2)]
+    parts: list[Part] = []
+    centers = [np.zeros(3)]
+    for index in range(int(rng.integers(2, 6))):
+        center = centers[int(rng.integers(len(centers)))] + (u(-0.25, 0.25, 3) if index else 0.0)
+        size = u(0.08, 0.3, 3)
+        color = colors[int(rng.integers(2))]
+        kind = int(rng.integers(5))
+        if kind == 0:
+            sdf = _box(center, size, u(0, math.pi))
+        elif kind == 1:
+            sdf = _ellipsoid(center, size)
+        elif kind == 2:
+            sdf = _cylinder(center, size[0], size[2], axis=int(rng.integers(3)))
+        elif kind == 3:
+            sdf = _cone(center - (0, 0, size[2]), size[0], 2 * size[2])
+        else:
+            sdf = _torus(center, size[0] + 0.05, min(size[1], size[0]) / 2 + 0.02)
+        parts.append((sdf, color))
+        centers.append(center)
+    if u() < 0.5:
+        parts += [((lambda sdf: lambda p: sdf(p * np.array([-1.0, 1.0, 1.0])))(sdf), color) for sdf, color in parts]
+    return parts
+
+
 def _target_parts(kind: str, rng: np.random.Generator) -> list[Part]:
+    if kind == COMPOSITE_KIND:
+        return _composite_parts(rng)
     u = rng.uniform
     a, b = _color(rng), _color(rng)
     if kind == "table":
@@ -145,7 +180,7 @@ def _target_parts(kind: str, rng: np.random.Generator) -> list[Part]:
             (_box((w, 0, 0), (0.08, 0.12, h)), a),
             (_box((0, 0, h), (w + 0.08, 0.12, 0.08)), b),
         ]
-    raise ValueError(f"unknown target kind {kind!r}; expected one of {TARGET_KINDS}")
+    raise ValueError(f"unknown target kind {kind!r}; expected one of {(*TARGET_KINDS, COMPOSITE_KIND)}")
 
 
 def _mesh_from_parts(parts: Sequence[Part], resolution: int) -> trimesh.Trimesh:
@@ -170,26 +205,41 @@ def _mesh_from_parts(parts: Sequence[Part], resolution: int) -> trimesh.Trimesh:
 
 
 def make_target(rng: np.random.Generator, kind: str | None = None, resolution: int = 72) -> trimesh.Trimesh:
-    """A procedural coloured object: one watertight mesh, bounding box centred at the origin, largest side 1."""
+    """A procedural coloured object: one watertight mesh, bounding box centred at the origin, largest side 1.
+
+    ``kind``: one of ``TARGET_KINDS`` or ``COMPOSITE_KIND``; a random one of ``TARGET_KINDS`` when None.
+    """
     kind = kind or TARGET_KINDS[rng.integers(len(TARGET_KINDS))]
     return _mesh_from_parts(_target_parts(kind, rng), resolution)
 
 
-def make_occluder(rng: np.random.Generator, camera: Camera, distance: float, offset: np.ndarray) -> trimesh.Trimesh:
-    """A grey-ish box panel or pillar ``distance`` from the origin towards ``camera``, shifted by ``offset`` (image
-    right / down, world units), facing the camera: clutter standing just in front of the object."""
+def make_occluder(
+    rng: np.random.Generator, camera: Camera, distance: float, offset: np.ndarray, kind: str = "box", colorful: bool = False
+) -> trimesh.Trimesh:
+    """An occluder ``distance`` from the origin towards ``camera``, shifted by ``offset`` (image right / down, world
+    units), facing the camera: clutter standing just in front of the object.
+
+    ``kind="box"``: a panel or pillar, grey-ish unless ``colorful``; ``kind="object"``: another procedural object
+    (:func:`make_target`, 0.35-0.6 units across) in its own colours.
+    """
     toward_camera = camera.center / np.linalg.norm(camera.center)
     center = toward_camera * distance + camera.R.T @ np.array([offset[0], offset[1], 0.0])
     direction = -toward_camera
-    if rng.uniform() < 0.5:
+    if kind == "object":
+        occluder = make_target(rng, (*TARGET_KINDS, COMPOSITE_KIND)[int(rng.integers(len(TARGET_KINDS) + 1))], resolution=40)
+        occluder.apply_scale(rng.uniform(0.35, 0.6))
+    elif rng.uniform() < 0.5:
         occluder = trimesh.creation.box((rng.uniform(0.15, 0.35), 0.06, rng.uniform(0.4, 0.9)))  # pillar-ish panel
     else:
         occluder = trimesh.creation.box((rng.uniform(0.35, 0.7), 0.06, rng.uniform(0.15, 0.35)))  # low wall
     yaw = math.atan2(direction[1], direction[0]) + math.pi / 2
     occluder.apply_transform(trimesh.transformations.rotation_matrix(yaw, (0, 0, 1)))
     occluder.apply_translation(center)
-    gray = int(rng.integers(70, 150))
-    occluder.visual.face_colors = (gray, gray, int(min(255, gray + rng.integers(0, 40))), 255)
+    if kind == "box" and colorful:
+        occluder.visual.face_colors = (*_color(rng), 255)
+    elif kind == "box":
+        gray = int(rng.integers(70, 150))
+        occluder.visual.face_colors = (gray, gray, int(min(255, gray + rng.integers(0, 40))), 255)
     return occluder
 
 
@@ -252,10 +302,10 @@ class SceneView:
 
 @dataclass(frozen=True, eq=False)
 class OccludedScene:
-    """A target, its occluder, and the views. ``target`` is the ground-truth mesh."""
+    """A target, its occluders, and the views. ``target`` is the ground-truth mesh."""
 
     target: trimesh.Trimesh
-    occluder: trimesh.Trimesh
+    occluders: tuple[trimesh.Trimesh, ...]
     views: tuple[SceneView, ...]
     occluded_views: tuple[int, ...]
     seed: int
@@ -278,6 +328,38 @@ def contact_test(target: trimesh.Trimesh) -> Callable[[trimesh.Trimesh], bool]:
     return touches
 
 
+def place_clutter(
+    rng: np.random.Generator,
+    target: trimesh.Trimesh,
+    cameras: Sequence[Camera],
+    occluded_views: Sequence[int],
+    occlusion_range: tuple[float, float],
+    *,
+    max_tries: int = 200,
+) -> list[trimesh.Trimesh] | None:
+    """One occluder per view in ``occluded_views`` (boxes of any colour or other procedural objects), each hiding a
+    share in ``occlusion_range`` of the target in its view together with the occluders placed before it; none
+    touches the target. None when a view's ``max_tries`` placements all fail."""
+    low, high = occlusion_range
+    touches = contact_test(target)
+    occluders: list[trimesh.Trimesh] = []
+    for view in occluded_views:
+        camera = cameras[view]
+        area = max(1, int(render([target], camera).mask(0).sum()))
+        for _ in range(max_tries):
+            kind = "object" if rng.uniform() < 0.5 else "box"
+            occluder = make_occluder(rng, camera, rng.uniform(0.7, 1.1), rng.uniform(-0.4, 0.4, size=2), kind, colorful=True)
+            if touches(occluder):
+                continue
+            share = 1.0 - render([target, *occluders, occluder], camera).mask(0).sum() / area
+            if low <= share <= high:
+                occluders.append(occluder)
+                break
+        else:
+            return None
+    return occluders
+
+
 def make_scene(
     seed: int,
     *,
@@ -286,22 +368,31 @@ def make_scene(
     radius: float = 2.8,
     image_size: int = 128,
     fov_deg: float = 40.0,
-    occluded_views: Sequence[int] = (0,),
+    occluded_views: Sequence[int] | None = None,
     occlusion_range: tuple[float, float] = (0.2, 0.6),
     target_kind: str | None = None,
+    style: str = "simple",
     max_tries: int = 200,
 ) -> OccludedScene:
     """Build a deterministic occluded scene.
 
     Args:
-        seed: all randomness (target, occluder, placement) comes from ``numpy.random.default_rng(seed)``.
+        seed: all randomness (target, occluders, placement, backgrounds) comes from ``numpy.random.default_rng(seed)``.
         num_views, elevation_deg, radius: the camera ring (evenly spaced azimuths starting at 0).
         image_size, fov_deg: square images and the horizontal field of view.
-        occluded_views: views in which the occluder must hide ``occlusion_range`` of the target.
+        occluded_views: views in which occluders must hide ``occlusion_range`` of the target (default: view 0 for
+            ``"simple"``, views 0, 3 and 5 of 8 (spread over the ring) for ``"cluttered"``).
         occlusion_range: accepted share of the target's silhouette hidden in each occluded view.
         target_kind: one of ``TARGET_KINDS``; random when None.
+        style: ``"simple"``: one grey box occluder that hides the target in every occluded view, white background;
+            ``"cluttered"``: one occluder per occluded view (boxes of any colour and other objects), visible in the
+            other views too, and a textured background per view (:mod:`p2g3d.textures`).
         max_tries: occluder placements tried before giving up (ValueError).
     """
+    if style not in SCENE_STYLES:
+        raise ValueError(f"style must be one of {SCENE_STYLES}, got {style!r}")
+    if occluded_views is None:
+        occluded_views = (0,) if style == "simple" else tuple(v * num_views // 8 for v in (0, 3, 5))
     low, high = occlusion_range
     if not 0.0 <= low < high <= 1.0:
         raise ValueError(f"occlusion_range must satisfy 0 <= low < high <= 1, got {occlusion_range}")
@@ -311,22 +402,30 @@ def make_scene(
     target = make_target(rng, target_kind)
     K = intrinsics_from_fov(fov_deg, image_size, image_size)
     cameras = orbit_cameras(num_views, elevation_deg, radius, K, image_size, image_size)
-    placed = place_occluder(rng, target, [cameras[v] for v in occluded_views], occlusion_range, max_tries=max_tries)
-    if placed is None:
+    if style == "simple":
+        placed = place_occluder(rng, target, [cameras[v] for v in occluded_views], occlusion_range, max_tries=max_tries)
+        occluders = None if placed is None else [placed[0]]
+    else:
+        occluders = place_clutter(rng, target, cameras, occluded_views, occlusion_range, max_tries=max_tries)
+    if occluders is None:
         raise ValueError(f"no occluder placement hid {occlusion_range} of the target in views {occluded_views} (seed {seed})")
-    occluder = placed[0]
+    backdrop = None if style == "simple" else BACKGROUND_STYLES[1 + int(rng.integers(len(BACKGROUND_STYLES) - 1))]
 
     views = []
     for camera in cameras:
-        full, whole = render([target, occluder], camera), render([target], camera)
+        full, whole = render([target, *occluders], camera), render([target], camera)
+        image = full.rgb
+        if backdrop is not None:
+            empty = (full.instance_ids < 0)[..., None]
+            image = np.where(empty, np.clip(background(backdrop, rng, *image.shape[:2]), 0, 255).astype(np.uint8), image)
         views.append(
             SceneView(
-                image=full.rgb,
+                image=image,
                 visible_mask=full.mask(0),
                 amodal_mask=whole.mask(0),
-                occluder_mask=full.mask(1),
+                occluder_mask=full.instance_ids > 0,
                 camera=camera,
                 whole_image=whole.rgb,
             )
         )
-    return OccludedScene(target, occluder, tuple(views), tuple(occluded_views), seed)
+    return OccludedScene(target, tuple(occluders), tuple(views), tuple(occluded_views), seed)

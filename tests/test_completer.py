@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from p2g3d.completer import AmodalCompleter
+from p2g3d.masks import attached_parts
 
 HEIGHT, WIDTH = 37, 53
 
@@ -150,3 +151,47 @@ def test_images_packed_together_give_what_each_gives_alone(tiny_pipeline, scene)
     for together, single in zip(packed, alone):
         for a, b in zip(together, single):
             assert np.abs(a.sample_images.astype(int) - b.sample_images).max() <= 1
+
+
+def test_detached_specks_are_dropped_unless_asked_to_keep_them(tiny_pipeline, scene):
+    image, first, _ = scene
+    kept = AmodalCompleter(tiny_pipeline, num_samples=2, num_inference_steps=3, keep_detached=True)
+    cleaned = AmodalCompleter(tiny_pipeline, num_samples=2, num_inference_steps=3)
+    (raw,) = kept(image, first, seed=5, show_progress=False)
+    (obj,) = cleaned(image, first, seed=5, show_progress=False)
+    for raw_mask, mask in zip(raw.sample_masks, obj.sample_masks):
+        np.testing.assert_array_equal(mask, attached_parts(raw_mask, first))
+    np.testing.assert_array_equal(raw.sample_images, obj.sample_images)  # only the mask read changes
+
+
+def test_a_compiled_unet_gives_the_eager_results_and_a_deviation_is_refused(scene):
+    from tiny_models import make_tiny_pipeline
+
+    from p2g3d.acceleration import compile_unet
+
+    image, first, _ = scene
+    eager = AmodalCompleter(make_tiny_pipeline(), num_samples=2, num_inference_steps=3)
+    pipeline = make_tiny_pipeline()
+    with pytest.raises(ValueError, match="deviates from eager"):
+        compile_unet(pipeline, backend="aot_eager", tolerance=-1.0)  # any deviation is too much
+    assert isinstance(pipeline.unet, torch.nn.Module) and not hasattr(pipeline.unet, "_orig_mod")  # eager kept
+    assert compile_unet(pipeline, backend="aot_eager") <= 1e-3
+    assert hasattr(pipeline.unet, "_orig_mod")
+    (a,) = eager(image, first, seed=2, show_progress=False)
+    (b,) = AmodalCompleter(pipeline, num_samples=2, num_inference_steps=3)(image, first, seed=2, show_progress=False)
+    assert np.abs(a.sample_images.astype(int) - b.sample_images).max() <= 1
+    with pytest.raises(ValueError, match="compile mode"):
+        compile_unet(pipeline, mode="fast")
+
+
+def test_device_postprocessing_agrees_with_the_cpu_path(tiny_pipeline, scene):
+    """The kornia path (used on GPUs) gives the same masks as PIL up to resampling at their edges."""
+    image, first, second = scene
+    on_cpu = AmodalCompleter(tiny_pipeline, num_samples=3, num_inference_steps=3, device_postprocess=False)
+    on_device = AmodalCompleter(tiny_pipeline, num_samples=3, num_inference_steps=3, device_postprocess=True)
+    for a, b in zip(on_cpu(image, [first, second], seed=4, show_progress=False), on_device(image, [first, second], seed=4, show_progress=False)):
+        assert b.sample_images.shape == a.sample_images.shape and b.sample_images.dtype == np.uint8
+        assert np.abs(a.sample_images.astype(int) - b.sample_images).mean() < 2.0
+        for mask_a, mask_b in zip(a.sample_masks, b.sample_masks):
+            assert (mask_a != mask_b).mean() < 0.03
+    assert not AmodalCompleter(tiny_pipeline).device_postprocess  # CPU pipelines keep the PIL path by default

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from p2g3d.framing import frame_image, frame_mask, make_frame, unframe_image, unframe_mask
-from p2g3d.masks import amodal_mask_from_whole, majority_vote, mask_iou, sample_agreement, to_gray
+from p2g3d.masks import amodal_mask_from_whole, attached_parts, majority_vote, mask_iou, sample_agreement, to_gray
 
 
 def test_gray_rules_weigh_channels_as_opencv():
@@ -33,6 +33,21 @@ def test_majority_vote_is_strict():
     np.testing.assert_array_equal(majority_vote(masks[:3]), [[True, False, False, False]])
     with pytest.raises(ValueError):
         majority_vote(np.zeros((0, 2, 2), bool))
+
+
+def test_only_parts_attached_to_the_visible_mask_are_kept():
+    visible = np.zeros((12, 12), bool)
+    visible[4:8, 2:5] = True
+    mask = np.zeros((12, 12), bool)
+    mask[4:9, 4:9] = True  # the completion, overlapping the visible part
+    mask[9, 3] = True  # diagonal neighbour of the completion: attached
+    specks = np.zeros((12, 12), bool)
+    specks[0:2, 0:2] = specks[10:12, 10:12] = True  # corner specks
+    kept = attached_parts(mask | specks, visible)
+    np.testing.assert_array_equal(kept, mask | visible)
+    split = np.zeros((12, 12), bool)
+    split[:, 0] = split[:, 11] = True  # an object cut in two by an occluder: both visible parts are kept
+    np.testing.assert_array_equal(attached_parts(np.zeros((12, 12), bool), split), split)
 
 
 def test_agreement():
@@ -74,3 +89,16 @@ def test_pad_keeps_aspect_and_pads_white():
     assert (framed[:8] == 255).all() and (framed[12:28] == 0).all()
     with pytest.raises(ValueError, match="framing"):
         make_frame(20, 40, 40, "crop")
+
+
+@pytest.mark.parametrize("rule", ["rgb", "official"])
+def test_masks_read_on_device_equal_the_numpy_rule(rule):
+    import torch
+
+    from p2g3d.masks import amodal_masks_on_device
+
+    images = np.random.default_rng(0).integers(240, 256, (3, 9, 11, 3), dtype=np.uint8)  # around the threshold
+    on_device = amodal_masks_on_device(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), rule)
+    np.testing.assert_array_equal(on_device.numpy(), amodal_mask_from_whole(images, rule))
+    with pytest.raises(ValueError, match="uint8"):
+        amodal_masks_on_device(torch.zeros(1, 3, 4, 4), rule)

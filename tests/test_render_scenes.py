@@ -101,6 +101,22 @@ def test_scene_views_and_determinism(scene):
 
 
 @requires_3d
+def test_cluttered_scenes_hide_the_target_in_several_views_on_textured_backgrounds():
+    scene = make_scene(4, num_views=8, image_size=64, style="cluttered")
+    assert scene.occluded_views == (0, 3, 5) and len(scene.occluders) == 3
+    for index in scene.occluded_views:
+        assert 0.2 <= scene.views[index].occluded_fraction <= 0.6
+    for view in scene.views:
+        assert not (view.visible_mask & ~view.amodal_mask).any() and not (view.visible_mask & view.occluder_mask).any()
+        empty = ~view.amodal_mask & ~view.occluder_mask
+        assert (view.image[empty] != 255).any(axis=-1).mean() > 0.5  # not a white background
+        assert (view.whole_image[~view.amodal_mask] == 255).all()  # the whole object is still on white
+    np.testing.assert_array_equal(make_scene(4, num_views=8, image_size=64, style="cluttered").views[5].image, scene.views[5].image)
+    with pytest.raises(ValueError, match="style"):
+        make_scene(4, style="busy")
+
+
+@requires_3d
 def test_carving_with_amodal_masks_beats_visible_masks(scene, tmp_path):
     carve = VisualHullReconstructor(resolution=64, bounds=((-1, -1, -1), (1, 1, 1)))
     results = {}

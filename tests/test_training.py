@@ -13,7 +13,8 @@ from p2g3d import Pix2GestaltPipeline
 from p2g3d.cli import main
 from p2g3d.completer import AmodalCompleter
 from p2g3d.io import decode_segmentation
-from p2g3d.training.data import FOLDERS, GestaltDataset, GestaltSample, synthetic_samples, write_dataset
+from p2g3d.training.composite import composite_samples
+from p2g3d.training.data import FOLDERS, GestaltDataset, GestaltSample, write_dataset
 from p2g3d.training.evaluation import (
     convex_hull,
     evaluate_amodal,
@@ -26,20 +27,17 @@ from p2g3d.training.trainer import TrainConfig, dropout_masks, latest_checkpoint
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("data") / "synthetic"
-    return write_dataset(synthetic_samples(seed=0, count=12, image_size=32), folder)
+    return write_dataset(composite_samples(seed=0, count=12, image_size=32), folder)
 
 
 @requires_3d
-def test_synthetic_samples_are_occluded_pairs(dataset_dir):
+def test_a_dataset_folder_reads_back_what_was_written(dataset_dir):
     dataset = GestaltDataset(dataset_dir)
     assert len(dataset) == 12 and all((dataset_dir / sub / "000000.png").is_file() for sub in FOLDERS)
-    for sample in (dataset[i] for i in range(len(dataset))):
-        assert not (sample.visible_mask & ~sample.whole_mask).any()
-        hidden = 1 - sample.visible_mask.sum() / sample.whole_mask.sum()
-        assert 0.2 <= hidden <= 0.6
-        assert (sample.whole[~sample.whole_mask] == 255).all()  # whole object on white
-    again = next(synthetic_samples(seed=0, count=1, image_size=32))
+    again = next(composite_samples(seed=0, count=1, image_size=32))
     np.testing.assert_array_equal(again.occluded, dataset[0].occluded)
+    np.testing.assert_array_equal(again.whole_mask, dataset[0].whole_mask)
+    assert dataset[0].factors == again.factors
 
 
 def test_dataset_folder_errors(tmp_path):
@@ -102,8 +100,12 @@ def test_amodal_evaluation_and_baselines(dataset_dir, tiny_model_dir):
     hull = convex_hull(np.array([[1, 0, 1], [0, 0, 0], [1, 0, 1]], dtype=bool))
     assert hull.all()
     completer = AmodalCompleter.from_pretrained(tiny_model_dir, device="cpu", num_samples=2, num_inference_steps=3)
-    result = evaluate_amodal(completer, examples_from_folder(dataset_dir), limit=3)
+    result = evaluate_amodal(completer, examples_from_folder(dataset_dir), limit=3, group_by="shape")
     assert result["objects"] == 3 and result["samples"] == 2
+    shapes = [GestaltDataset(dataset_dir)[i].factors["shape"] for i in range(3)]
+    assert {name: group["objects"] for name, group in result["groups"].items()} == {s: shapes.count(s) for s in shapes}
+    weighted = sum(g["miou_vote"] * g["objects"] for g in result["groups"].values()) / 3
+    assert weighted == pytest.approx(result["miou_vote"])
     assert result["miou_best_of_n"] >= result["miou_single"] - 1e-9
     assert 0 <= result["miou_visible"] <= result["miou_convex_hull"] <= 100
 

@@ -24,11 +24,13 @@ def run_demo(
     steps: int = 20,
     samples: int = 3,
     seed: int = 0,
+    style: str = "cluttered",
     device: str | None = None,
 ) -> str:
     """Run the demo; returns the metrics table (also written to ``output/metrics.md`` and ``metrics.json``).
 
-    Scenes have the seeds ``seed`` .. ``seed + scenes - 1``; every view's target is completed once from its visible
+    Scenes have the seeds ``seed`` .. ``seed + scenes - 1`` and the given :func:`~p2g3d.scenes.make_scene` style
+    (default ``"cluttered"``: occluders of any shape and colour in several views, textured backgrounds); every view's target is completed once from its visible
     mask (seeded per scene and view from ``seed``), the target is carved from visible, all-foreground, completed and
     oracle amodal masks, each mesh is exported as ``scene_S/<method>.glb`` next to the ground truth, and
     ``scene_S/preview.png`` shows the views with each method's masks over the true amodal mask.
@@ -40,7 +42,7 @@ def run_demo(
     output = Path(output)
     started = time.perf_counter()
     completer = AmodalCompleter.from_pretrained(model, device=device, num_samples=samples, num_inference_steps=steps)
-    scene_list = [make_scene(scene_seed) for scene_seed in range(seed, seed + scenes)]
+    scene_list = [make_scene(scene_seed, style=style) for scene_seed in range(seed, seed + scenes)]
     rows = run_benchmark(scene_list, completer, seed=seed, output=output)
     table = summary_table(rows, "syncdreamer")
     write_atomic(output / "metrics.md", (table + "\n").encode())

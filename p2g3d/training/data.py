@@ -9,22 +9,21 @@ A dataset folder holds four sub-folders of same-named PNG files, as in the relea
 ``visible_object_mask/``   the visible (modal) mask, 0 / 255
 =========================  ==================================================================================
 
-Users fill such a folder with their own pairs; :func:`write_synthetic_dataset` fills it from the project's synthetic
-occluded scenes (:mod:`p2g3d.scenes`): random procedural objects seen from random cameras, each sample with its own
-occluder hiding 20-60% of the object. Deterministic by seed.
+plus ``dataset.json`` (count, source and, when known, each sample's ``factors``: what it shows). Users fill such a
+folder with their own pairs; :func:`p2g3d.training.composite.write_synthetic_dataset` fills it with composited
+synthetic samples.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..cameras import intrinsics_from_fov, orbit_camera
 from ..io import (
     check_output_folder,
     check_replaceable,
@@ -43,40 +42,13 @@ FOLDERS = ("occlusion", "whole", "whole_mask", "visible_object_mask")
 @dataclass(frozen=True, eq=False)
 class GestaltSample:
     """One training pair: ``occluded`` and ``whole`` ``(H, W, 3)`` uint8; ``whole_mask``, ``visible_mask``
-    ``(H, W)`` bool."""
+    ``(H, W)`` bool; ``factors``: what the sample shows (shape, background, ...), when known."""
 
     occluded: np.ndarray
     whole: np.ndarray
     whole_mask: np.ndarray
     visible_mask: np.ndarray
-
-
-def synthetic_samples(
-    seed: int,
-    count: int,
-    image_size: int = 64,
-    samples_per_target: int = 4,
-    occlusion_range: tuple[float, float] = (0.2, 0.6),
-) -> Iterator[GestaltSample]:
-    """``count`` samples from synthetic scenes: each target is seen from ``samples_per_target`` random cameras,
-    each with its own occluder."""
-    from ..scenes import contact_test, make_target, place_occluder  # the 3D stack loads on use
-
-    rng = np.random.default_rng(seed)
-    K = intrinsics_from_fov(40.0, image_size, image_size)
-    produced = 0
-    while produced < count:
-        target = make_target(rng)
-        touches = contact_test(target)
-        for _ in range(samples_per_target):
-            camera = orbit_camera(rng.uniform(-10, 50), rng.uniform(0, 360), rng.uniform(1.7, 2.5), K, image_size, image_size)
-            placed = place_occluder(rng, target, [camera], occlusion_range, max_tries=100, touches=touches)
-            if placed is not None:
-                _, (scene,), (whole,) = placed
-                yield GestaltSample(scene.rgb, whole.rgb, whole.mask(0), scene.mask(0))
-                produced += 1
-            if produced >= count:
-                return
+    factors: dict | None = None
 
 
 def write_dataset(
@@ -94,26 +66,15 @@ def write_dataset(
     check_replaceable(folder, "dataset.json", {"dataset.json", *FOLDERS})
     check_output_folder(folder.parent)
     staging = staging_folder(folder)
-    count = 0
+    factors = []
     for index, sample in enumerate(tqdm(samples, total=total, desc="writing samples", unit="sample")):
         name = f"{index:06d}.png"
         images = (sample.occluded, sample.whole, sample.whole_mask, sample.visible_mask)
         write_files_atomic({staging / sub / name: png_bytes(image) for sub, image in zip(FOLDERS, images)})
-        count += 1
-    save_json(staging / "dataset.json", {"format": "pix2gestalt", "count": count, **(metadata or {})})
+        factors.append(sample.factors)
+    described = {"factors": factors} if any(f is not None for f in factors) else {}
+    save_json(staging / "dataset.json", {"format": "pix2gestalt", "count": len(factors), **(metadata or {}), **described})
     return publish_folder(staging, folder)
-
-
-def write_synthetic_dataset(
-    folder: str | os.PathLike, count: int, seed: int = 0, image_size: int = 64, *, overwrite: bool = False
-) -> Path:
-    """Generate and write ``count`` synthetic samples (progress bar)."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be a positive int, got {count!r}")
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 16:
-        raise ValueError(f"image_size must be an int of at least 16 pixels, got {image_size!r}")
-    metadata = {"source": "p2g3d synthetic scenes", "seed": seed, "image_size": image_size}
-    return write_dataset(synthetic_samples(seed, count, image_size), folder, metadata, overwrite=overwrite, total=count)
 
 
 class GestaltDataset:
@@ -133,6 +94,9 @@ class GestaltDataset:
         if not names[0]:
             raise ValueError(f"{self.folder} holds no samples")
         self.names = names[0]
+        description = self.folder / "dataset.json"
+        factors = json.loads(description.read_text()).get("factors") if description.is_file() else None
+        self.factors = factors if isinstance(factors, list) and len(factors) == len(self.names) else [None] * len(self.names)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -144,4 +108,5 @@ class GestaltDataset:
             whole=load_image(self.folder / "whole" / name),
             whole_mask=load_mask(self.folder / "whole_mask" / name),
             visible_mask=load_mask(self.folder / "visible_object_mask" / name),
+            factors=self.factors[index],
         )

@@ -35,11 +35,13 @@ METHODS = ("single", "vote", "best_of_n", "visible", "convex_hull")
 
 @dataclass(frozen=True, eq=False)
 class AmodalExample:
-    """An image, one object's visible mask and its ground-truth amodal mask (``(H, W)`` bool)."""
+    """An image, one object's visible mask and its ground-truth amodal mask (``(H, W)`` bool); ``factors``: what the
+    example shows, when its dataset says (see :mod:`p2g3d.training.composite`)."""
 
     image: np.ndarray
     visible_mask: np.ndarray
     amodal_mask: np.ndarray
+    factors: dict | None = None
 
 
 def convex_hull(mask: np.ndarray) -> np.ndarray:
@@ -53,7 +55,7 @@ def examples_from_folder(folder: str | os.PathLike) -> Iterator[AmodalExample]:
     """Examples of a pix2gestalt dataset folder (occluded scene, visible mask, whole mask); the folder is checked
     at once, the samples are read one by one."""
     dataset = GestaltDataset(folder)
-    return (AmodalExample(s.occluded, s.visible_mask, s.whole_mask) for s in dataset)
+    return (AmodalExample(s.occluded, s.visible_mask, s.whole_mask, s.factors) for s in dataset)
 
 
 def examples_from_cocoa(annotation_file: str | os.PathLike, image_root: str | os.PathLike) -> Iterator[AmodalExample]:
@@ -81,9 +83,13 @@ def examples_from_cocoa(annotation_file: str | os.PathLike, image_root: str | os
     )
 
 
-def evaluate_amodal(completer, examples, *, seed: int = 0, limit: int | None = None) -> dict:
-    """mIoU (percent) of each method over the examples; ``completer.settings.num_samples`` samples per object."""
-    scores = {method: [] for method in METHODS}
+def evaluate_amodal(completer, examples, *, seed: int = 0, limit: int | None = None, group_by: str | None = None) -> dict:
+    """mIoU (percent) of each method over the examples; ``completer.settings.num_samples`` samples per object.
+
+    ``group_by``: also report each value of this factor on its own under ``"groups"`` (e.g. ``"held_out"`` for the
+    out-of-distribution set, ``"shape"``); examples without the factor count as ``"unknown"``.
+    """
+    scores: dict[str, dict[str, list[float]]] = {}
     for index, example in enumerate(tqdm(examples, desc="amodal evaluation", unit="object")):
         if limit is not None and index >= limit:
             break
@@ -92,12 +98,27 @@ def evaluate_amodal(completer, examples, *, seed: int = 0, limit: int | None = N
         (result,) = completer(example.image, example.visible_mask, seed=seed + index, show_progress=False)
         truth = example.amodal_mask
         sample_ious = [mask_iou(mask | example.visible_mask, truth) for mask in result.sample_masks]
-        scores["single"].append(sample_ious[0])
-        scores["vote"].append(mask_iou(result.amodal_mask, truth))
-        scores["best_of_n"].append(max(sample_ious))
-        scores["visible"].append(mask_iou(example.visible_mask, truth))
-        scores["convex_hull"].append(mask_iou(convex_hull(example.visible_mask), truth))
-    if not scores["vote"]:
+        row = {
+            "single": sample_ious[0],
+            "vote": mask_iou(result.amodal_mask, truth),
+            "best_of_n": max(sample_ious),
+            "visible": mask_iou(example.visible_mask, truth),
+            "convex_hull": mask_iou(convex_hull(example.visible_mask), truth),
+        }
+        groups = ["all"]
+        if group_by is not None:
+            groups.append(str((example.factors or {}).get(group_by, "unknown")))
+        for group in groups:
+            for method, value in row.items():
+                scores.setdefault(group, {m: [] for m in METHODS})[method].append(value)
+    if "all" not in scores:
         raise ValueError("no example with a non-empty visible mask to evaluate")
-    summary = {f"miou_{method}": 100.0 * float(np.mean(values)) for method, values in scores.items()}
-    return {**summary, "objects": len(scores["vote"]), "samples": completer.settings.num_samples}
+    summary = {name: _summary(values) for name, values in scores.items()}
+    result = {**summary.pop("all"), "samples": completer.settings.num_samples}
+    if group_by is not None:
+        result["groups"] = dict(sorted(summary.items()))
+    return result
+
+
+def _summary(scores: dict[str, list[float]]) -> dict:
+    return {**{f"miou_{m}": 100.0 * float(np.mean(v)) for m, v in scores.items()}, "objects": len(scores["vote"])}
