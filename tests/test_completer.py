@@ -113,6 +113,8 @@ def test_from_pretrained_and_devices(tiny_model_dir, tmp_path):
             AmodalCompleter.from_pretrained(tiny_model_dir, device="cuda")
     with pytest.raises(ValueError, match="dtype"):
         AmodalCompleter.from_pretrained(tiny_model_dir, device="cpu", dtype="fp8")
+    with pytest.raises(ValueError, match="compile_mode"):
+        AmodalCompleter.from_pretrained("/no/such/model", device="cpu", compile_mode="fastest")  # before loading
 
 
 def test_mask_stacks_of_any_depth_including_one(completer, scene):

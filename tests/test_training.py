@@ -221,3 +221,15 @@ def test_resume_refuses_changed_settings_and_fewer_steps(dataset_dir, tmp_path):
     assert json.loads((run / "training.json").read_text())["learning_rate"] == 1e-4  # the record was not rewritten
     train(_config(dataset_dir, run, steps=3, learning_rate=1e-3, allow_changed_settings=True))
     assert json.loads((run / "training.json").read_text())["learning_rate"] == 1e-3
+
+
+def test_a_run_starts_in_float32_from_a_folder_stored_in_fp16(tmp_path):
+    """The embedded model ships in fp16; fine-tuning from it must not train (or encode) in fp16 on the CPU."""
+    from tiny_models import make_tiny_pipeline
+
+    from p2g3d.training.trainer import load_start
+
+    make_tiny_pipeline().to(torch.float16).save_pretrained(tmp_path / "fp16")
+    start = load_start(TrainConfig(data=str(tmp_path), output_dir=str(tmp_path / "run"), init=str(tmp_path / "fp16")))
+    for name in ("unet", "vae", "image_encoder", "cc_projection"):
+        assert getattr(start, name).dtype == torch.float32, name

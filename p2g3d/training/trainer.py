@@ -87,13 +87,16 @@ def scratch_pipeline(image_size: int = 64, seed: int = 0) -> Pix2GestaltPipeline
 
 
 def load_start(config: TrainConfig) -> Pix2GestaltPipeline:
-    """The model a run starts from: ``"scratch"`` or a model folder (converted official weights, earlier runs)."""
+    """The model a run starts from: ``"scratch"`` or a model folder (converted official weights, earlier runs), in
+    float32 whatever dtype the folder stores (mixed precision is accelerate's job); transformers would otherwise
+    keep a stored fp16 CLIP tower in fp16."""
     if config.init == "scratch":
         return scratch_pipeline(config.image_size, config.seed)
-    from ..loading import validate_model_folder
+    from ..loading import quiet_loading, validate_model_folder
 
     validate_model_folder(config.init, "Pix2GestaltPipeline")
-    return Pix2GestaltPipeline.from_pretrained(config.init)
+    with quiet_loading():
+        return Pix2GestaltPipeline.from_pretrained(config.init, dtype=torch.float32)
 
 
 def step_generators(seed: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
