@@ -42,6 +42,10 @@ from dataclasses import dataclass
 import numpy as np
 
 OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
+# Zero-1-to-3's Objaverse renders: Blender's default 35 mm lens on a 32 mm sensor, cameras 1.5 units (and more) from
+# objects normalised to a unit cube; the project's novel-view cameras and training renders use the same.
+ZERO123_FOV_DEG = 2.0 * math.degrees(math.atan(16.0 / 35.0))
+ZERO123_RADIUS = 1.5
 
 
 def _as_matrix(value, shape: tuple[int, ...], name: str) -> np.ndarray:

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..validation import check_number
 
 STAGES = ("diffusion", "vae")
+PIPELINES = ("pix2gestalt", "zero123")
 
 
 def _option(default, flag: str | None = None, help: str = "", **extra):
@@ -23,9 +24,17 @@ class TrainConfig:
     """Settings of one training run (all saved to ``training.json`` in the output folder). Fields with a ``flag``
     are ``p2g3d train`` options."""
 
-    data: str = _option(None, "--data", "pix2gestalt-format dataset folder", required=True, type=Path)
+    data: str = _option(
+        None, "--data", "dataset folder: pix2gestalt format, or Zero-1-to-3's multi-view layout for --pipeline zero123",
+        required=True, type=Path,
+    )  # fmt: skip
     output_dir: str = _option(None, "--output", "run folder (checkpoints, log, model/)", required=True, type=Path)
     init: str = _option("scratch", "--init", "'scratch' (small model) or a model folder to fine-tune")
+    pipeline: str = _option("pix2gestalt", "--pipeline", "the model to train", choices=PIPELINES)
+    autoencoder: str | None = _option(
+        None, "--autoencoder", "model folder whose VAE and CLIP tower (frozen) the model uses instead of its own",
+        type=Path,
+    )
     stage: str = _option("diffusion", "--stage", "what to train (vae first for a model from scratch)", choices=STAGES)
     steps: int = _option(1000, "--steps", "optimisation steps")
     batch_size: int = _option(8, "--batch-size", "samples per step")
@@ -57,7 +66,8 @@ class TrainConfig:
         if self.data is None or self.output_dir is None:
             raise ValueError("data and output_dir are required")
         self.data, self.output_dir = str(self.data), str(self.output_dir)
-        choices = {"stage": STAGES, "target_latent": ("sample", "mode"), "mixed_precision": ("no", "fp16", "bf16")}
+        self.autoencoder = None if self.autoencoder is None else str(self.autoencoder)
+        choices = {"pipeline": PIPELINES, "stage": STAGES, "target_latent": ("sample", "mode"), "mixed_precision": ("no", "fp16", "bf16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")

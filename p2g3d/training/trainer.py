@@ -1,4 +1,5 @@
-"""Training and fine-tuning ``Pix2GestaltPipeline`` with the paper's recipe, through ``accelerate``.
+"""Training and fine-tuning ``Pix2GestaltPipeline`` with the paper's recipe (and ``Zero123Pipeline`` with its own,
+:mod:`.novel_view`, on multi-view data, :mod:`.multiview`), through ``accelerate``.
 
 Recipe (paper section 4 and the official training code):
 
@@ -45,6 +46,7 @@ from ..pipelines.cc_projection import CCProjection
 from ..pipelines.image_processing import preprocess_image, preprocess_mask
 from ..pipelines.official_ddim import official_ddim_scheduler
 from ..pipelines.pix2gestalt import Pix2GestaltPipeline
+from ..pipelines.zero123 import POSE_FEATURES, Zero123Pipeline
 from .config import TrainConfig
 from .data import GestaltDataset
 
@@ -53,9 +55,10 @@ logger = logging.getLogger(__name__)
 WARMUP_START = 1e-6
 
 
-def scratch_pipeline(image_size: int = 64, seed: int = 0) -> Pix2GestaltPipeline:
-    """A small pix2gestalt-shaped model built from configs (random weights): VAE with 4x downsampling, a small
-    12-channel UNet, a tiny frozen CLIP tower, identity-initialised cc_projection (as the paper initialises it)."""
+def scratch_components(image_size: int = 64, seed: int = 0, in_channels: int = 12) -> dict:
+    """The parts of a small model built from configs (random weights): VAE with 4x downsampling, a small UNet with
+    ``in_channels`` inputs (12 for pix2gestalt, 8 for Zero-1-to-3), a tiny frozen CLIP tower, the official DDIM
+    scheduler."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
@@ -66,7 +69,7 @@ def scratch_pipeline(image_size: int = 64, seed: int = 0) -> Pix2GestaltPipeline
         sample_size=image_size,
     )  # fmt: skip
     unet = UNet2DConditionModel(
-        sample_size=image_size // 4, in_channels=12, out_channels=4, block_out_channels=(32, 64, 128),
+        sample_size=image_size // 4, in_channels=in_channels, out_channels=4, block_out_channels=(32, 64, 128),
         layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=64,
         attention_head_dim=4, norm_num_groups=32,
@@ -77,26 +80,67 @@ def scratch_pipeline(image_size: int = 64, seed: int = 0) -> Pix2GestaltPipeline
             image_size=224, patch_size=32, hidden_act="quick_gelu", layer_norm_eps=1e-5,
         )  # fmt: skip
     )
-    projection = CCProjection(64, 64)
+    return {"vae": vae, "image_encoder": clip.eval(), "unet": unet, "scheduler": official_ddim_scheduler()}
+
+
+def identity_projection(clip_features: int, context_features: int, extra_features: int = 0) -> CCProjection:
+    """``CCProjection`` that passes the CLIP embedding through unchanged and ignores ``extra_features`` (the pose of
+    Zero-1-to-3): the initialisation of both papers."""
+    projection = CCProjection(clip_features + extra_features, context_features)
     with torch.no_grad():
-        projection.projection.weight.copy_(torch.eye(64))
+        projection.projection.weight.zero_()
+        projection.projection.weight[:, :clip_features].copy_(torch.eye(context_features, clip_features))
         projection.projection.bias.zero_()
-    return Pix2GestaltPipeline(
-        vae=vae, image_encoder=clip.eval(), unet=unet, cc_projection=projection, scheduler=official_ddim_scheduler()
-    )
+    return projection
 
 
-def load_start(config: TrainConfig) -> Pix2GestaltPipeline:
+def scratch_pipeline(image_size: int = 64, seed: int = 0) -> Pix2GestaltPipeline:
+    """A small pix2gestalt-shaped model built from configs (:func:`scratch_components`, 12-channel UNet) with an
+    identity-initialised cc_projection (as the paper initialises it)."""
+    components = scratch_components(image_size, seed)
+    return Pix2GestaltPipeline(**components, cc_projection=identity_projection(64, 64))
+
+
+def take_autoencoder(pipe, folder: str | os.PathLike) -> None:
+    """Replace ``pipe``'s VAE and CLIP tower by those of the model folder ``folder`` (float32), in place."""
+    from diffusers import AutoencoderKL
+    from transformers import CLIPVisionModelWithProjection
+
+    from ..loading import quiet_loading
+
+    folder = Path(folder)
+    if not (folder / "vae").is_dir() or not (folder / "image_encoder").is_dir():
+        raise ValueError(f"{folder} has no vae/ and image_encoder/ sub-folders (expected a model folder)")
+    with quiet_loading():
+        vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", dtype=torch.float32)
+        clip = CLIPVisionModelWithProjection.from_pretrained(folder / "image_encoder", dtype=torch.float32)
+    if clip.config.projection_dim != pipe.image_encoder.config.projection_dim:
+        raise ValueError(
+            f"{folder}'s CLIP tower gives {clip.config.projection_dim} features, the model's cc_projection takes "
+            f"{pipe.image_encoder.config.projection_dim}"
+        )
+    pipe.register_modules(vae=vae, image_encoder=clip.eval())
+
+
+def load_start(config: TrainConfig):
     """The model a run starts from: ``"scratch"`` or a model folder (converted official weights, earlier runs), in
     float32 whatever dtype the folder stores (mixed precision is accelerate's job); transformers would otherwise
-    keep a stored fp16 CLIP tower in fp16."""
-    if config.init == "scratch":
-        return scratch_pipeline(config.image_size, config.seed)
-    from ..loading import quiet_loading, validate_model_folder
+    keep a stored fp16 CLIP tower in fp16. With ``config.autoencoder``, that folder's VAE and CLIP tower are used."""
+    pipeline_class = Zero123Pipeline if config.pipeline == "zero123" else Pix2GestaltPipeline
+    if config.init == "scratch" and config.pipeline == "zero123":
+        components = scratch_components(config.image_size, config.seed, in_channels=8)
+        pipe = Zero123Pipeline(**components, cc_projection=identity_projection(64, 64, POSE_FEATURES))
+    elif config.init == "scratch":
+        pipe = scratch_pipeline(config.image_size, config.seed)
+    else:
+        from ..loading import quiet_loading, validate_model_folder
 
-    validate_model_folder(config.init, "Pix2GestaltPipeline")
-    with quiet_loading():
-        return Pix2GestaltPipeline.from_pretrained(config.init, dtype=torch.float32)
+        validate_model_folder(config.init, pipeline_class.__name__)
+        with quiet_loading():
+            pipe = pipeline_class.from_pretrained(config.init, dtype=torch.float32)
+    if config.autoencoder is not None:
+        take_autoencoder(pipe, config.autoencoder)
+    return pipe
 
 
 def step_generators(seed: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
@@ -170,12 +214,12 @@ def diffusion_loss(
 
 
 def autoencoder_loss(pipe: Pix2GestaltPipeline, batch: dict, kl_weight: float, generator: torch.Generator) -> torch.Tensor:
-    """Latent Diffusion's autoencoder objective without its perceptual and adversarial terms, on the whole and
-    occluded images and the mask image: per image, the L1 reconstruction error summed over pixels plus
+    """Latent Diffusion's autoencoder objective without its perceptual and adversarial terms, on every image of the
+    batch (pix2gestalt: the whole and occluded images and the mask image): per image, the L1 reconstruction error summed over pixels plus
     ``kl_weight`` x the KL summed over the latent (LDM: 1e-6), averaged over the batch and divided by the pixel count.
     The division is a constant factor, so the balance of the two terms is LDM's."""
     device = pipe.vae.device
-    images = torch.cat([batch["whole"], batch["occluded"], batch["visible_mask"]]).to(device)
+    images = torch.cat(list(batch.values())).to(device)
     posterior = pipe.vae.encode(images).latent_dist
     latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(device)
     reconstruction = pipe.vae.decode(latents).sample
@@ -292,9 +336,15 @@ def _prepare_training(config: TrainConfig, accelerator):
     return pipe, optimizer, schedule, ema
 
 
-def _step_loss(pipe, config: TrainConfig, dataset: GestaltDataset, cache: dict | None, step: int) -> torch.Tensor:
+def _step_loss(pipe, config: TrainConfig, dataset, cache, step: int) -> torch.Tensor:
     """The loss of training step ``step`` (its batch and randomness come from ``(seed, step)``)."""
     rng, generator = step_generators(config.seed, step)
+    if config.pipeline == "zero123":
+        from .novel_view import novel_view_loss, view_batch
+
+        if config.stage == "vae":
+            return autoencoder_loss(pipe, view_batch(dataset, rng, config.batch_size, config.image_size), config.kl_weight, generator)
+        return novel_view_loss(pipe, cache, rng, generator, config.batch_size, config.dropout, config.target_latent)
     indices = rng.choice(len(dataset), config.batch_size, replace=len(dataset) < config.batch_size)
     if config.stage == "vae":
         return autoencoder_loss(pipe, load_batch(dataset, indices, config.image_size), config.kl_weight, generator)
@@ -303,6 +353,30 @@ def _step_loss(pipe, config: TrainConfig, dataset: GestaltDataset, cache: dict |
     else:
         encoded = encode_batch(pipe, load_batch(dataset, indices, config.image_size))
     return diffusion_loss(pipe, encoded, config.dropout, generator, config.target_latent)
+
+
+def _open_dataset(config: TrainConfig):
+    """The run's dataset: pix2gestalt's format, or Zero-1-to-3's multi-view layout for ``pipeline="zero123"``."""
+    if config.pipeline == "zero123":
+        from .multiview import MultiViewDataset
+
+        return MultiViewDataset(config.data)
+    return GestaltDataset(config.data)
+
+
+def _encode_for_training(pipe, dataset, config: TrainConfig):
+    """For the diffusion stage, the dataset through the frozen VAE and CLIP, encoded once: always for Zero-1-to-3
+    (every view serves as condition and target), for pix2gestalt up to ``cache_limit`` samples or when the latent
+    scale is calibrated. None when batches are encoded step by step."""
+    if config.stage != "diffusion":
+        return None
+    if config.pipeline == "zero123":
+        from .novel_view import EncodedViews
+
+        return EncodedViews(pipe, dataset, config.image_size)
+    if len(dataset) <= config.cache_limit or config.calibrate_latent_scale:
+        return encode_dataset(pipe, dataset, config.image_size)
+    return None
 
 
 def _truncate_log(log: Path, step: int) -> None:
@@ -320,7 +394,7 @@ def train(config: TrainConfig) -> Path:
     """
     from accelerate import Accelerator
 
-    dataset = GestaltDataset(config.data)
+    dataset = _open_dataset(config)
     output = Path(config.output_dir)
     checkpoints = output / "checkpoints"
     accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
@@ -332,11 +406,10 @@ def train(config: TrainConfig) -> Path:
     save_json(output / "training.json", asdict(config))
     _truncate_log(output / "train_log.jsonl", start_step)
 
-    cache = None
-    if config.stage == "diffusion" and (len(dataset) <= config.cache_limit or config.calibrate_latent_scale):
-        cache = encode_dataset(pipe, dataset, config.image_size)  # VAE and CLIP are frozen: encode once
-    if config.calibrate_latent_scale:  # deterministic: a resumed run computes the same statistics
-        calibrate_latents(accelerator.unwrap_model(pipe.vae), cache["mean"], config.image_size)
+    cache = _encode_for_training(pipe, dataset, config)
+    if config.calibrate_latent_scale and config.stage == "diffusion":  # deterministic: a resumed run gets the same
+        means = cache.mean if config.pipeline == "zero123" else cache["mean"]
+        calibrate_latents(accelerator.unwrap_model(pipe.vae), means, config.image_size)
     started = time.perf_counter()
     progress = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, desc=f"train {config.stage}")
     with open(output / "train_log.jsonl", "a") as log:
@@ -363,7 +436,7 @@ def train(config: TrainConfig) -> Path:
 
 def _save_final(pipe, ema, accelerator, output: Path, config: TrainConfig, seconds: float) -> Path:
     """Save the model (EMA UNet weights for the diffusion stage) to ``output/model`` atomically."""
-    final = Pix2GestaltPipeline(
+    final = type(pipe)(
         vae=accelerator.unwrap_model(pipe.vae), image_encoder=pipe.image_encoder,
         unet=accelerator.unwrap_model(pipe.unet), cc_projection=accelerator.unwrap_model(pipe.cc_projection),
         scheduler=pipe.scheduler,
