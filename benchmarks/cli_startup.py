@@ -14,7 +14,9 @@ import subprocess
 import sys
 import time
 
-COMMANDS = ("convert", "complete", "views", "reconstruct", "evaluate", "demo", "make-data", "train", "eval-amodal")
+COMMANDS = (
+    "convert", "complete", "views", "image-to-3d", "reconstruct", "evaluate", "demo", "make-data", "train", "eval-amodal"
+)
 
 
 def timed(argv: list[str], repeats: int) -> tuple[float, int]:

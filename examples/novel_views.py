@@ -1,12 +1,13 @@
 """Complete an occluded object, then look at it from around: pix2gestalt -> Zero-1-to-3 -> a views folder.
 
     python examples/novel_views.py scene.png visible_mask.png \
-        --views-model models/zero123-xl [--completion-model models/pix2gestalt] --num-views 8 --output views/
+        [--views-model models/zero123-xl] [--completion-model models/pix2gestalt] --num-views 8 --output views/
     p2g3d reconstruct views/ -o object.glb
 
 Writes the completed object and a views folder (every view with its foreground mask and camera in cameras.json,
 p2g3d camera convention: world +Z up, OpenCV camera axes, world-to-camera extrinsics, intrinsics in pixels) that
-``p2g3d reconstruct`` turns into a mesh.
+``p2g3d reconstruct`` turns into a mesh. Without model options it runs the embedded demonstration models (64 px,
+synthetic objects only).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def main() -> None:
     parser.add_argument("image", type=Path)
     parser.add_argument("mask", type=Path)
     parser.add_argument("--completion-model", default=None, help="pix2gestalt folder (default: the embedded model)")
-    parser.add_argument("--views-model", required=True, help="converted Zero-1-to-3 folder or diffusers folder")
+    parser.add_argument("--views-model", default=None, help="Zero-1-to-3 folder (default: the embedded model)")
     parser.add_argument("--num-views", type=int, default=8)
     parser.add_argument("--elevation", type=float, default=0.0, help="elevation of the input view, degrees")
     parser.add_argument("--steps", type=int, default=50)

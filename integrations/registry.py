@@ -1,13 +1,21 @@
-"""The backend registry: reconstruction backends by name, extensible by third-party packages.
+"""The backend registry: backends by kind and name, extensible by third-party packages.
 
-Backends are found through the entry-point group ``p2g3d.backends`` (the built-in ones register there too, in
-p2g3d's own ``pyproject.toml``), plus any registered at run time with :func:`register_backend`. An entry point
-names a factory (usually a class) whose keyword arguments are the backend's options; the object it returns has
-``reconstruct(views) -> trimesh.Trimesh`` (:class:`~p2g3d.integrations.base.Reconstructor`). A third-party
-package registers its backend in its own ``pyproject.toml``::
+Two kinds, each an entry-point group (the built-in backends register there too, in p2g3d's own ``pyproject.toml``):
+
+* ``p2g3d.backends`` (:data:`RECONSTRUCTION`): multi-view reconstruction, ``reconstruct(views) -> trimesh.Trimesh``
+  (:class:`~p2g3d.integrations.base.Reconstructor`);
+* ``p2g3d.image_to_3d`` (:data:`IMAGE_TO_3D`): one object image to a mesh and its input camera,
+  ``generate(source) -> ImageTo3DResult`` (:class:`~p2g3d.integrations.image_to_3d.ImageTo3D`).
+
+An entry point names a factory (usually a class) whose keyword arguments are the backend's options; backends
+registered at run time with :func:`register_backend` come first. A third-party package registers its adapters in
+its own ``pyproject.toml``::
 
     [project.entry-points."p2g3d.backends"]
     my-backend = "my_package.p2g3d_adapter:MyReconstructor"
+
+    [project.entry-points."p2g3d.image_to_3d"]
+    my-image-to-3d = "my_package.p2g3d_adapter:MyImageTo3D"
 """
 
 from __future__ import annotations
@@ -19,40 +27,60 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .base import Reconstructor
+    from .image_to_3d import ImageTo3D
 
-ENTRY_POINT_GROUP = "p2g3d.backends"
-_runtime_backends: dict[str, Callable[..., Reconstructor]] = {}
+RECONSTRUCTION = "p2g3d.backends"
+IMAGE_TO_3D = "p2g3d.image_to_3d"
+KINDS = (RECONSTRUCTION, IMAGE_TO_3D)
+_runtime_backends: dict[str, dict[str, Callable]] = {kind: {} for kind in KINDS}
 
 
-def register_backend(name: str, factory: Callable[..., Reconstructor]) -> None:
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+
+
+def register_backend(name: str, factory: Callable, kind: str = RECONSTRUCTION) -> None:
     """Register ``factory`` under ``name`` for this process (an entry point does the same for an installed package)."""
+    _check_kind(kind)
     if not isinstance(name, str) or not name:
         raise ValueError(f"a backend name must be a non-empty string, got {name!r}")
     if not callable(factory):
         raise TypeError(f"backend {name!r}: the factory must be callable, got {type(factory).__name__}")
-    _runtime_backends[name] = factory
+    _runtime_backends[kind][name] = factory
 
 
-def available_backends() -> list[str]:
-    """Names of every backend: entry points of installed packages and run-time registrations."""
-    return sorted({entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)} | set(_runtime_backends))
+def available_backends(kind: str = RECONSTRUCTION) -> list[str]:
+    """Names of every backend of ``kind``: entry points of installed packages and run-time registrations."""
+    _check_kind(kind)
+    return sorted({entry.name for entry in entry_points(group=kind)} | set(_runtime_backends[kind]))
 
 
-def backend_factory(name: str) -> Callable[..., Reconstructor]:
+def backend_factory(name: str, kind: str = RECONSTRUCTION) -> Callable:
     """The factory registered under ``name`` (run-time registrations first, then entry points)."""
-    if name in _runtime_backends:
-        return _runtime_backends[name]
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
+    _check_kind(kind)
+    if name in _runtime_backends[kind]:
+        return _runtime_backends[kind][name]
+    for entry in entry_points(group=kind):
         if entry.name == name:
             return entry.load()
-    raise ValueError(f"unknown backend {name!r}; available: {', '.join(available_backends()) or 'none'}")
+    raise ValueError(f"unknown backend {name!r}; available: {', '.join(available_backends(kind)) or 'none'}")
 
 
-def create_backend(name: str, **options) -> Reconstructor:
-    """Build backend ``name`` with ``options``; an option the backend does not take is a ValueError, not ignored."""
+def _protocol(kind: str) -> tuple[type, str]:
+    if kind == IMAGE_TO_3D:
+        from .image_to_3d import ImageTo3D
+
+        return ImageTo3D, "generate(source)"
     from .base import Reconstructor
 
-    factory = backend_factory(name)
+    return Reconstructor, "reconstruct(views)"
+
+
+def create_backend(name: str, kind: str = RECONSTRUCTION, **options) -> Reconstructor | ImageTo3D:
+    """Build backend ``name`` of ``kind`` with ``options``; an option the backend does not take is a ValueError, not
+    ignored, and so is an object without the kind's method."""
+    factory = backend_factory(name, kind)
     parameters = inspect.signature(factory).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     unknown = sorted(set(options) - set(parameters)) if not takes_any else []
@@ -60,6 +88,7 @@ def create_backend(name: str, **options) -> Reconstructor:
         accepted = sorted(k for k, p in parameters.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL)
         raise ValueError(f"backend {name!r} does not take {', '.join(unknown)}; its options: {', '.join(accepted)}")
     backend = factory(**options)
-    if not isinstance(backend, Reconstructor):
-        raise TypeError(f"backend {name!r} built a {type(backend).__name__}, which has no reconstruct(views) method")
+    protocol, method = _protocol(kind)
+    if not isinstance(backend, protocol):
+        raise TypeError(f"backend {name!r} built a {type(backend).__name__}, which has no {method} method")
     return backend

@@ -18,25 +18,31 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-import PIL.Image
 from tqdm.auto import tqdm
 
-from p2g3d.cameras import Camera, intrinsics_from_fov, orbit_camera, orbit_cameras, zero123_relative_pose
-from p2g3d.io import as_cutout
-from p2g3d.loading import load_pipeline
+from p2g3d.cameras import (
+    ZERO123_FOV_DEG,
+    ZERO123_RADIUS,
+    Camera,
+    intrinsics_from_fov,
+    orbit_cameras,
+    zero123_relative_pose,
+)
+from p2g3d.loading import default_zero123_path, load_pipeline
 from p2g3d.masks import amodal_mask_from_whole
 from p2g3d.runtime import resolve_device, resolve_dtype
 from p2g3d.sampling import SamplingSettings, batched, derive_seed, seeded_noise
 from p2g3d.types import MaskedView
+
+from .image_to_3d import ImageTo3DResult, frame_on_white, orbit_input_camera
+from .registry import create_backend
 
 if TYPE_CHECKING:  # the pipelines (torch, diffusers) are imported on use, so the CLI starts fast
     from p2g3d.pipelines import Zero123Pipeline
 
 TRAINING_SIZE = 256
 TRAINING_OBJECT_SIZE = 200
-# Objaverse renders of Zero-1-to-3: Blender's default 35 mm lens on a 32 mm sensor.
-ZERO123_FOV_DEG = 2.0 * float(np.degrees(np.arctan(16.0 / 35.0)))
-DEFAULT_RADIUS = 1.5
+DEFAULT_RADIUS = ZERO123_RADIUS
 
 
 @dataclass(frozen=True)
@@ -51,19 +57,11 @@ def reframe_for_zero123(source, size: int = TRAINING_SIZE, object_size: int | No
     """Completed object -> ``(size, size, 3)`` uint8 Zero-1-to-3 input.
 
     The object (pixels of its mask) is composited onto white, cropped to its box, resized (Lanczos) so that its
-    long side is ``object_size`` (default 200/256 of ``size``, as in training) and centred on a white square.
+    long side is ``object_size`` (default 200/256 of ``size``, as in training) and centred on a white square
+    (:func:`~p2g3d.integrations.image_to_3d.frame_on_white`).
     """
-    rgb, mask = as_cutout(source)
     object_size = object_size or round(size * TRAINING_OBJECT_SIZE / TRAINING_SIZE)
-    rows, cols = np.nonzero(mask)
-    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    cut = np.where(mask[..., None], rgb, 255).astype(np.uint8)[top:bottom, left:right]
-    scale = object_size / max(cut.shape[:2])
-    new_w, new_h = max(1, round(cut.shape[1] * scale)), max(1, round(cut.shape[0] * scale))
-    resized = PIL.Image.fromarray(cut).resize((new_w, new_h), PIL.Image.Resampling.LANCZOS)
-    canvas = PIL.Image.new("RGB", (size, size), (255, 255, 255))
-    canvas.paste(resized, ((size - new_w) // 2, (size - new_h) // 2))
-    return np.asarray(canvas)
+    return frame_on_white(source, size, object_size / size)[0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,12 +117,16 @@ class NovelViewGenerator:
         self.settings = NovelViewSettings(**settings)
 
     @classmethod
-    def from_pretrained(cls, path_or_hub_id: str | os.PathLike, device=None, dtype=None, **settings) -> NovelViewGenerator:
-        """Load a converted Zero-1-to-3 folder, a community diffusers folder, or a hub id (when online)."""
+    def from_pretrained(
+        cls, path_or_hub_id: str | os.PathLike | None = None, device=None, dtype=None, **settings
+    ) -> NovelViewGenerator:
+        """Load a converted Zero-1-to-3 folder, a community diffusers folder, or a hub id (when online); None loads
+        the embedded demonstration model (64 px, trained on the project's synthetic objects)."""
         from p2g3d.pipelines import Zero123Pipeline
 
         NovelViewSettings(**settings)  # bad settings fail before the model loads
         resolved = resolve_device(device)
+        path_or_hub_id = default_zero123_path() if path_or_hub_id is None else path_or_hub_id
         return cls(load_pipeline(Zero123Pipeline, path_or_hub_id, resolved, resolve_dtype(dtype, resolved)), **settings)
 
     @property
@@ -133,8 +135,7 @@ class NovelViewGenerator:
 
     def input_camera(self, elevation_deg: float = 0.0, radius: float = DEFAULT_RADIUS) -> Camera:
         """The camera of the input view: azimuth 0, Zero-1-to-3's field of view, looking at the origin."""
-        K = intrinsics_from_fov(ZERO123_FOV_DEG, self.size, self.size)
-        return orbit_camera(elevation_deg, 0.0, radius, K, self.size, self.size)
+        return orbit_input_camera(self.size, elevation_deg, radius)
 
     def orbit(self, num_views: int, elevation_deg: float = 0.0, radius: float = DEFAULT_RADIUS) -> list[Camera]:
         """``num_views`` target cameras evenly spaced around the object, starting at the input azimuth."""
@@ -194,3 +195,79 @@ class NovelViewGenerator:
             output_type="pt",
         )  # fmt: skip
         return to_uint8(output.images)
+
+
+class Zero123ImageTo3D:
+    """Image-to-3D through Zero-1-to-3: novel views around the object, then a multi-view reconstructor.
+
+    The object is framed as Zero-1-to-3 expects; its camera is the model's input camera (azimuth 0, elevation
+    ``input_elevation``, radius 1.5, Zero-1-to-3's field of view); views are generated on rings of ``num_views``
+    cameras at each of ``ring_elevations`` in that world, and the mesh is reconstructed from them (and from the
+    framed input with its mask, with ``use_input_view``) by the registered reconstructor ``reconstructor``
+    (``"carve"`` by default; ``"pytorch3d"``, ``"nerfstudio"`` where installed). Frames: see
+    :mod:`p2g3d.integrations.image_to_3d`.
+
+    Args:
+        model: Zero-1-to-3 folder or hub id; None: the embedded demonstration model.
+        reconstructor: name of a registered multi-view reconstruction backend.
+        reconstructor_options: its options (default for carving: 64 voxels per side over a 1.6-unit box).
+        num_views: cameras per ring, evenly spaced in azimuth from the input's.
+        ring_elevations: elevations of the rings in degrees.
+        input_elevation: elevation of the input view in degrees (Zero-1-to-3 only sees relative poses).
+        use_input_view: reconstruct from the framed input too.
+        largest_part_only: keep only the largest connected part of the mesh (generated views that disagree leave
+            floating fragments in a visual hull).
+        num_inference_steps, guidance_scale, batch_size: :class:`NovelViewSettings` of the view generation.
+        device, dtype: where the model runs.
+    """
+
+    name = "zero123"
+
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        *,
+        reconstructor: str = "carve",
+        reconstructor_options: dict | None = None,
+        num_views: int = 8,
+        ring_elevations: Sequence[float] = (0.0, 30.0),
+        input_elevation: float = 0.0,
+        use_input_view: bool = True,
+        largest_part_only: bool = True,
+        num_inference_steps: int = NovelViewSettings.num_inference_steps,
+        guidance_scale: float = NovelViewSettings.guidance_scale,
+        batch_size: int = NovelViewSettings.batch_size,
+        device=None,
+        dtype=None,
+    ):
+        if isinstance(num_views, bool) or not isinstance(num_views, int) or num_views < 1:
+            raise ValueError(f"num_views must be a positive int, got {num_views!r}")
+        if not ring_elevations or not all(-90.0 < float(e) < 90.0 for e in ring_elevations):
+            raise ValueError(f"ring_elevations must be non-empty, each in (-90, 90), got {ring_elevations!r}")
+        if not -90.0 < float(input_elevation) < 90.0:
+            raise ValueError(f"input_elevation must be in (-90, 90), got {input_elevation!r}")
+        options = {"resolution": 64, "bounds": ((-0.8,) * 3, (0.8,) * 3)} if reconstructor == "carve" else {}
+        self.reconstructor = create_backend(reconstructor, **{**options, **(reconstructor_options or {})})
+        self.num_views, self.ring_elevations = num_views, tuple(float(e) for e in ring_elevations)
+        self.input_elevation, self.use_input_view = float(input_elevation), use_input_view
+        self.largest_part_only = largest_part_only
+        self.generator = NovelViewGenerator.from_pretrained(
+            model, device=device, dtype=dtype, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+            batch_size=batch_size,
+        )  # fmt: skip
+
+    def generate(self, source, *, seed: int = 0, show_progress: bool = True) -> ImageTo3DResult:
+        """Mesh of ``source`` (AmodalObject, RGBA cut-out or ``(rgb, mask)``) and its input camera."""
+        size = self.generator.size
+        image, mask, framing = frame_on_white(source, size)
+        input_camera = self.generator.input_camera(self.input_elevation)
+        cameras = [camera for elevation in self.ring_elevations for camera in self.generator.orbit(self.num_views, elevation)]
+        generated = self.generator(
+            (image, mask), cameras, input_elevation=self.input_elevation, seed=seed, show_progress=show_progress
+        )
+        views = [MaskedView(image, mask, input_camera)] if self.use_input_view else []
+        views += [view.masked_view() for view in generated if view.mask.any()]
+        mesh = self.reconstructor.reconstruct(views)
+        if self.largest_part_only:
+            mesh = max(mesh.split(only_watertight=False), key=lambda part: len(part.faces), default=mesh)
+        return ImageTo3DResult(mesh, framing.camera_in_source(input_camera), tuple(views), self.name)

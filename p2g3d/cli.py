@@ -151,12 +151,37 @@ def _add_complete(command: argparse.ArgumentParser) -> None:
     _add_compile_argument(command)
 
 
+def _add_image_to_3d(command: argparse.ArgumentParser) -> None:
+    from .integrations.registry import IMAGE_TO_3D, available_backends
+    from .metrics import PROTOCOLS
+    from .sampling import CompletionSettings
+
+    command.add_argument("image", type=Path, help="scene image (8-bit PNG / JPEG)")
+    command.add_argument("--mask", type=Path, action="append", required=True, help="visible mask (repeatable)")
+    command.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    command.add_argument("--backend", choices=available_backends(IMAGE_TO_3D), default="zero123", help="image-to-3D backend")
+    command.add_argument("--model", default=None, help="pix2gestalt model folder or hub id (default: embedded)")
+    command.add_argument("--backend-model", default=None, help="the backend's model folder or hub id (default: its own)")
+    command.add_argument("--no-complete", action="store_true", help="hand the visible cut-outs to the backend as they are")
+    command.add_argument("--ground-truth", type=Path, default=None, help="mesh to compare each object's mesh with")
+    command.add_argument("--protocol", choices=PROTOCOLS, default="triposr", help="metric protocol for --ground-truth")
+    add_settings_arguments(command, CompletionSettings)
+    backend = command.add_argument_group("backend options (given only when set; a backend refuses options it lacks)")
+    backend.add_argument("--views", dest="num_views", type=_positive_int, default=None, help="zero123: views per ring")
+    backend.add_argument("--input-elevation", type=float, default=None, help="zero123: input view elevation, degrees")
+    backend.add_argument("--backend-steps", dest="backend_steps", type=_positive_int, default=None, help="backend sampling steps")
+    backend.add_argument("--grid-size", type=_positive_int, default=None, help="shap-e: marching-cubes grid per side")
+    _add_runtime_arguments(command)
+
+
 def _add_views(command: argparse.ArgumentParser) -> None:
     from .integrations.zero123 import DEFAULT_RADIUS, NovelViewGenerator, NovelViewSettings
 
     command.add_argument("image", type=Path, help="RGBA cut-out (alpha = object), or RGB with --mask")
     command.add_argument("--mask", type=Path, default=None, help="object mask for an RGB image")
-    command.add_argument("--model", required=True, help="converted Zero-1-to-3 folder, community folder or hub id")
+    command.add_argument(
+        "--model", default=None, help="converted Zero-1-to-3 folder, community folder or hub id (default: the embedded model)"
+    )
     command.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     add_settings_arguments(command, NovelViewSettings)
     samples = library_default(NovelViewGenerator.__call__, "num_samples")
@@ -246,6 +271,7 @@ COMMANDS = {
     "convert": (_add_convert, "convert an official pix2gestalt / Zero-1-to-3 checkpoint"),
     "complete": (_add_complete, "complete occluded objects in an image"),
     "views": (_add_views, "Zero-1-to-3 novel views of an object, as a views folder"),
+    "image-to-3d": (_add_image_to_3d, "occluded image -> completed objects -> meshes (.glb), previews, metrics"),
     "reconstruct": (_add_reconstruct, "mesh from posed, masked views (a views folder)"),
     "evaluate": (_add_evaluate, "Chamfer, F-score, volume IoU, normal consistency as JSON"),
     "demo": (_add_demo, "the main job end to end on synthetic scenes (embedded model, CPU)"),
@@ -328,6 +354,43 @@ def run_batch(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if summary:
         print(json.dumps(summary, indent=2))
+    return 0
+
+
+def run_image_to_3d(args: argparse.Namespace) -> int:
+    from .integrations.registry import IMAGE_TO_3D, create_backend
+    from .io import check_output_folder, load_image, load_mask, object_masks
+    from .meshes import as_trimesh
+    from .sampling import CompletionSettings
+
+    image = load_image(args.image)
+    masks = [load_mask(path) for path in args.mask]
+    object_masks(masks, *image.shape[:2])  # inputs are checked before any model loads
+    ground_truth = as_trimesh(args.ground_truth) if args.ground_truth is not None else None
+    check_output_folder(args.output)
+    settings = settings_from_arguments(CompletionSettings, args)
+    CompletionSettings(**settings)
+    options = {"model": args.backend_model, "device": args.device, "num_views": args.num_views,
+               "input_elevation": args.input_elevation, "num_inference_steps": args.backend_steps, "grid_size": args.grid_size}  # fmt: skip
+    backend = create_backend(args.backend, IMAGE_TO_3D, **{key: value for key, value in options.items() if value is not None})
+    completer = None
+    if not args.no_complete:
+        from .completer import AmodalCompleter
+
+        completer = AmodalCompleter.from_pretrained(args.model, device=args.device, dtype=args.dtype, **settings)
+    from .jobs.image_to_3d import occluded_image_to_meshes
+
+    records = occluded_image_to_meshes(
+        image, masks, backend, args.output, completer=completer, ground_truth=ground_truth, protocol=args.protocol,
+        seed=args.seed,
+    )  # fmt: skip
+    for record in records:
+        line = f"object {record['object']}: {args.output / record['mesh']}"
+        if "metrics" in record:
+            metrics = record["metrics"]
+            iou = metrics["volume_iou"]
+            line += f"  chamfer {metrics['chamfer']:.4f}  volume IoU {'n/a' if iou is None else f'{iou:.4f}'} ({args.protocol})"
+        print(line)
     return 0
 
 
@@ -455,6 +518,7 @@ def run_eval_amodal(args: argparse.Namespace) -> int:
 
 HANDLERS = {
     "batch": run_batch, "convert": run_convert, "complete": run_complete, "views": run_views, "reconstruct": run_reconstruct,
+    "image-to-3d": run_image_to_3d,
     "evaluate": run_evaluate, "make-data": run_make_data, "demo": run_demo, "train": run_train,
     "eval-amodal": run_eval_amodal,
 }  # fmt: skip

@@ -77,10 +77,17 @@ def validate_model_folder(path: str | os.PathLike, pipeline_class_name: str | No
 
 
 def default_model_path() -> Path:
-    """Folder of the embedded demonstration model shipped inside the package."""
+    """Folder of the embedded demonstration pix2gestalt model shipped inside the package."""
     from importlib import resources
 
     return Path(str(resources.files("p2g3d") / "default_model"))
+
+
+def default_zero123_path() -> Path:
+    """Folder of the embedded demonstration Zero-1-to-3 model shipped inside the package."""
+    from importlib import resources
+
+    return Path(str(resources.files("p2g3d") / "default_zero123"))
 
 
 def load_pipeline(

@@ -8,6 +8,9 @@ Numbers are only comparable within one protocol; every result names the protocol
 * ``"triposr"`` (TripoSR / SF3D): both meshes are normalised that way independently, then the prediction is aligned
   by a coarse rotation sweep (72 rotations: the 24 axis-aligned rotations x 3 turns of 30 degrees about +Z, lowest
   Chamfer wins) followed by point-to-point ICP (rotation + translation).
+* ``"unit-box"``: both meshes normalised that way independently, no rotation: for single-view reconstructions whose
+  frame is tied to the input camera (orientation known, size and distance not), where a rotation search would
+  reward a wrongly turned shape.
 * ``"raw"``: no normalisation, no alignment.
 
 Metrics (points are uniform surface samples, ``num_points`` per mesh, drawn with the same seed for both meshes, so
@@ -34,7 +37,7 @@ if TYPE_CHECKING:  # trimesh and Open3D load on use, so the CLI starts fast
 
 logger = logging.getLogger(__name__)
 
-PROTOCOLS = ("syncdreamer", "triposr", "raw")
+PROTOCOLS = ("syncdreamer", "triposr", "unit-box", "raw")
 DEFAULT_TAUS = (0.05, 0.1, 0.2)
 
 
@@ -150,9 +153,9 @@ def evaluate(
 
     Args:
         pred, gt: ``trimesh.Trimesh``, Open3D ``TriangleMesh`` or mesh file paths.
-        protocol: ``"syncdreamer"``, ``"triposr"`` or ``"raw"`` (module docstring).
+        protocol: one of :data:`PROTOCOLS` (module docstring).
         num_points: surface samples per mesh.
-        taus: F-score thresholds, in the protocol's units (a unit bounding box for syncdreamer / triposr).
+        taus: F-score thresholds, in the protocol's units (a unit bounding box unless ``"raw"``).
         volume_resolution: grid size N of the volume IoU.
         seed: sampling seed; results are deterministic given it.
 
@@ -176,7 +179,7 @@ def evaluate(
             solid = False
 
     pred_transform = np.eye(4)
-    if protocol in ("syncdreamer", "triposr"):
+    if protocol != "raw":
         gt_transform = unit_box_transform(gt_mesh)
         pred_transform = gt_transform if protocol == "syncdreamer" else unit_box_transform(pred_mesh)
         gt_mesh.apply_transform(gt_transform)

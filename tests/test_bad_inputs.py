@@ -97,6 +97,11 @@ CASES = {
     "complete: output is a file": (lambda p: complete(p), "exists and is not a folder"),
     "views: RGB without a mask": (lambda p: ["views", p["scene.png"], "--model", p["z123"]], "no alpha channel"),
     "views: pix2gestalt model": (lambda p: ["views", p["scene.png"], "--mask", p["mask.png"], "--model", p["model"]], "but a Zero123Pipeline"),
+    "image-to-3d: empty mask": (lambda p: ["image-to-3d", p["scene.png"], "--mask", p["empty.png"]], "empty"),
+    "image-to-3d: mask of another size": (lambda p: ["image-to-3d", p["scene.png"], "--mask", p["small.png"]], "is 10x10"),
+    "image-to-3d: ground truth not a mesh": (lambda p: ["image-to-3d", p["scene.png"], "--mask", p["mask.png"], "--ground-truth", p["notes.txt"]], "not a readable mesh"),
+    "image-to-3d: pix2gestalt model as backend": (lambda p: ["image-to-3d", p["scene.png"], "--mask", p["mask.png"], "--backend-model", p["model"], "--device", "cpu"], "but a Zero123Pipeline"),
+    "image-to-3d: output is a file": (lambda p: ["image-to-3d", p["scene.png"], "--mask", p["mask.png"]], "exists and is not a folder"),
     "convert: missing checkpoint": (lambda p: ["convert", p["root"] + "/nope.ckpt"], "checkpoint not found"),
     "convert: not a checkpoint": (lambda p: ["convert", p["garbage.ckpt"]], "not a readable PyTorch checkpoint"),
     "convert: code in the pickle": (lambda p: ["convert", p["evil.ckpt"]], "refused to load"),
@@ -138,7 +143,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(case, inputs, tmp_path,
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a hub id is tried offline: no network in tests
     if case.endswith("output is a file"):
         output.write_text("in the way")
-    if command in ("complete", "views", "demo", "reconstruct", "train"):
+    if command in ("complete", "views", "demo", "reconstruct", "train", "image-to-3d"):
         argv += ["-o", str(output)]
     elif command == "convert" and len(argv) == 2:
         argv.append(str(output))

@@ -51,3 +51,71 @@ def make_tiny_zero123_pipeline(seed: int = 0) -> Zero123Pipeline:
     pipeline = Zero123Pipeline(**tiny_components(8, CONTEXT + 4, 8))
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
+
+
+def marching_cubes_tables() -> tuple[torch.Tensor, torch.Tensor]:
+    """The lookup tables of diffusers' Shap-E ``MeshDecoder`` (``cases`` ``(256, 5, 3)`` local edge indices,
+    ``masks`` ``(256, 5)``), which only a real checkpoint fills: built by running scikit-image's Lorensen marching
+    cubes on each of the 256 corner patterns of one cube. Corner ``(x, y, z)`` is bit ``x + 2 y + 4 z`` (inside
+    when the field is > 0); the 12 edges are numbered as ``_create_flat_edge_indices`` numbers them."""
+    import numpy as np
+    from skimage.measure import marching_cubes
+
+    edge_numbers = {}
+    for number, (axis, a, b) in enumerate([(axis, a, b) for axis in range(3) for b in (0, 1) for a in (0, 1)]):
+        # x edges: 0 (y0 z0), 1 (y1 z0), 2 (y0 z1), 3 (y1 z1); y edges: 4 (x0 z0), 5 (x1 z0), 6 (x0 z1), 7 (x1 z1);
+        # z edges: 8 (x0 y0), 9 (x1 y0), 10 (x0 y1), 11 (x1 y1)
+        others = [i for i in range(3) if i != axis]
+        point = [0.5, 0.5, 0.5]
+        point[others[0]], point[others[1]] = float(a), float(b)
+        edge_numbers[tuple(point)] = number
+    cases = torch.zeros(256, 5, 3, dtype=torch.long)
+    masks = torch.zeros(256, 5, dtype=torch.bool)
+    for case in range(1, 255):
+        field = np.array([[[1.0 if case >> (x + 2 * y + 4 * z) & 1 else -1.0 for z in (0, 1)] for y in (0, 1)] for x in (0, 1)])
+        vertices, faces, _, _ = marching_cubes(field, 0.0, method="lorensen")
+        for slot, face in enumerate(faces):
+            cases[case, slot] = torch.tensor([edge_numbers[tuple(float(c) for c in vertices[v])] for v in face])
+            masks[case, slot] = True
+    return cases, masks
+
+
+def make_tiny_shap_e_pipeline(seed: int = 0):
+    """A tiny random ``ShapEImg2ImgPipeline`` (configs sized like diffusers' own fast tests) whose mesh decoder has
+    real marching-cubes tables (:func:`marching_cubes_tables`)."""
+    from diffusers import HeunDiscreteScheduler, PriorTransformer, ShapEImg2ImgPipeline
+    from diffusers.pipelines.shap_e import ShapERenderer
+    from transformers import CLIPImageProcessor, CLIPVisionModel
+
+    torch.manual_seed(seed)
+    width, renderer_width = 32, 8
+    prior = PriorTransformer(
+        num_attention_heads=2, attention_head_dim=16, embedding_dim=width, num_embeddings=32, embedding_proj_dim=width,
+        time_embed_dim=4 * width, num_layers=1, clip_embed_dim=2 * width, additional_embeddings=0,
+        time_embed_act_fn="gelu", norm_in_type="layer", embedding_proj_norm_type="layer", encoder_hid_proj_type=None,
+        added_emb_type=None,
+    )  # fmt: skip
+    image_encoder = CLIPVisionModel(
+        CLIPVisionConfig(
+            hidden_size=width, image_size=32, projection_dim=width, intermediate_size=37, num_attention_heads=4,
+            num_hidden_layers=2, patch_size=8,
+        )  # fmt: skip
+    )
+    processor = CLIPImageProcessor(
+        crop_size=32, size=32, do_center_crop=True, do_normalize=True, do_resize=True, resample=3,
+        image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711],
+    )  # fmt: skip
+    renderer = ShapERenderer(
+        param_shapes=((renderer_width, 93), (renderer_width, 8), (renderer_width, 8), (renderer_width, 8)),
+        d_latent=width, d_hidden=renderer_width, n_output=12, background=(0.1, 0.1, 0.1),
+    )  # fmt: skip
+    cases, masks = marching_cubes_tables()
+    renderer.mesh_decoder.cases.copy_(cases)
+    renderer.mesh_decoder.masks.copy_(masks)
+    scheduler = HeunDiscreteScheduler(
+        beta_schedule="exp", num_train_timesteps=1024, prediction_type="sample", use_karras_sigmas=True,
+        clip_sample=True, clip_sample_range=1.0,
+    )  # fmt: skip
+    return ShapEImg2ImgPipeline(
+        prior=prior, image_encoder=image_encoder, image_processor=processor, shap_e_renderer=renderer, scheduler=scheduler
+    )
