@@ -142,10 +142,10 @@ def evaluate_novel_views(
     Reported, as mean IoU in percent: ``generated`` and the baseline ``input_silhouette`` (the input view's mask
     taken as the target view's mask: what a model that ignores the pose would score).
     """
-    from ..masks import amodal_mask_from_whole
-    from ..pipelines.image_processing import to_uint8
     import torch
 
+    from ..masks import amodal_mask_from_whole
+    from ..pipelines.image_processing import to_uint8
     from ..sampling import derive_seed
     from .multiview import relative_poses
 

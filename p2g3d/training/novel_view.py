@@ -1,11 +1,12 @@
-"""What training Zero-1-to-3 adds to the trainer: the model built from configs, view encoding, pairs and the loss.
+"""What training Zero-1-to-3 adds to the trainer: view encoding, pairs and the loss.
 
 Recipe (Zero-1-to-3's official ``ddpm.py``): a pair of views (condition, target) of one object; eps-prediction
 MSE on the target latent ``VAE(target).sample() * s``; context ``cc_projection([CLIP(condition), T])`` with the
 relative pose ``T = [rad(delta polar), sin(delta azimuth), cos(delta azimuth), delta radius]``; concat latents the
 posterior mean (unscaled) of the condition view. CFG dropout per sample with ``p = 0.05``: ``r < 2p`` zeroes the CLIP
 embedding BEFORE the projection (the pose stays), ``p <= r < 3p`` zeroes the concat latents (so both in
-``[p, 2p)``). ``cc_projection`` starts as the identity on the CLIP part and zero on the pose, as the official model.
+``[p, 2p)``). ``cc_projection`` starts as the identity on the CLIP part and zero on the pose, as the official model
+(:func:`~p2g3d.training.trainer.identity_projection`).
 """
 
 from __future__ import annotations
@@ -15,29 +16,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..pipelines.cc_projection import CCProjection
 from ..pipelines.image_processing import preprocess_image
-from ..pipelines.zero123 import POSE_FEATURES, Zero123Pipeline, relative_pose_embedding
+from ..pipelines.zero123 import Zero123Pipeline, relative_pose_embedding
 from .multiview import MultiViewDataset, relative_poses
 from .trainer import dropout_masks
-
-
-def identity_projection(clip_features: int, context_features: int, extra_features: int = 0) -> CCProjection:
-    """``CCProjection`` that passes the CLIP embedding through unchanged and ignores ``extra_features`` (the pose)."""
-    projection = CCProjection(clip_features + extra_features, context_features)
-    with torch.no_grad():
-        projection.projection.weight.zero_()
-        projection.projection.weight[:, :clip_features].copy_(torch.eye(context_features, clip_features))
-        projection.projection.bias.zero_()
-    return projection
-
-
-def scratch_zero123(components: dict) -> Zero123Pipeline:
-    """A Zero-1-to-3-shaped model from the parts of a small scratch model (``vae``, ``image_encoder``, ``unet``
-    with 8 input channels, ``scheduler``): cc_projection ``CLIP + 4 -> context`` initialised as the official one."""
-    clip = components["image_encoder"].config.projection_dim
-    context = components["unet"].config.cross_attention_dim
-    return Zero123Pipeline(**components, cc_projection=identity_projection(clip, context, POSE_FEATURES))
 
 
 class EncodedViews:
