@@ -28,7 +28,10 @@ import warnings
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
-from diffusers.loaders.single_file_utils import create_unet_diffusers_config_from_ldm, create_vae_diffusers_config_from_ldm
+from diffusers.loaders.single_file_utils import (
+    create_unet_diffusers_config_from_ldm,
+    create_vae_diffusers_config_from_ldm,
+)
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from p2g3d import AmodalCompleter, CCProjection, Pix2GestaltPipeline
