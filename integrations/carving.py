@@ -1,8 +1,10 @@
 """Space carving (visual hull) from multi-view masks, meshed by marching cubes, coloured from the views. CPU only.
 
 A voxel of an ``N^3`` grid over ``bounds`` survives when its centre projects inside the object mask in EVERY view
-(projections outside an image count as outside the mask, so the object must be in frame everywhere). The surviving
-occupancy is meshed by marching cubes (scikit-image) and coloured by :func:`paint_vertices`.
+(projections outside an image count as outside the mask, so the object must be in frame everywhere), or, with
+``min_agreement`` below 1, in at least that share of the views (for generated views that disagree a little; when
+no voxel reaches that share, the voxels inside the most masks are kept, with a warning). The surviving occupancy is
+meshed by marching cubes (scikit-image) and coloured by :func:`paint_vertices`.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ class VisualHullReconstructor:
         bounds: ``((x0, y0, z0), (x1, y1, z1))`` world box to carve (default: 1.2-unit cube around the origin,
             fitting objects normalised to a unit bounding box).
         color: colour the vertices from the views.
+        min_agreement: share of the views whose mask must hold a voxel (1: all of them, the visual hull).
     """
 
-    def __init__(self, resolution: int = 96, bounds=DEFAULT_BOUNDS, color: bool = True):
+    def __init__(self, resolution: int = 96, bounds=DEFAULT_BOUNDS, color: bool = True, min_agreement: float = 1.0):
         if isinstance(resolution, bool) or not isinstance(resolution, int) or not 8 <= resolution <= MAX_RESOLUTION:
             raise ValueError(
                 f"resolution must be an int in [8, {MAX_RESOLUTION}] (memory grows with its cube), got {resolution!r}"
@@ -41,17 +44,32 @@ class VisualHullReconstructor:
         low, high = np.asarray(bounds, dtype=np.float64)
         if low.shape != (3,) or not (high > low).all():
             raise ValueError(f"bounds must be ((x0, y0, z0), (x1, y1, z1)) with x1 > x0 etc., got {bounds}")
+        if not 0.0 < min_agreement <= 1.0:
+            raise ValueError(f"min_agreement must be in (0, 1], got {min_agreement!r}")
         self.resolution, self.low, self.high, self.color = resolution, low, high, color
+        self.min_agreement = float(min_agreement)
 
     def occupancy(self, views: Sequence[MaskedView]) -> np.ndarray:
-        """``(N, N, N)`` bool voxels inside every view's mask, indexed ``[x, y, z]``."""
+        """``(N, N, N)`` bool voxels inside every view's mask (or ``min_agreement`` of them), indexed ``[x, y, z]``."""
         check_views(views)
         axes = [np.linspace(self.low[i], self.high[i], self.resolution) for i in range(3)]
         centres = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-        occupied = np.ones(len(centres), dtype=bool)
+        if self.min_agreement == 1.0:
+            occupied = np.ones(len(centres), dtype=bool)
+            for view in views:
+                occupied[occupied] = view.camera.points_in_mask(view.mask, centres[occupied])
+            return occupied.reshape((self.resolution,) * 3)
+        votes = np.zeros(len(centres), dtype=np.int32)
         for view in views:
-            occupied[occupied] = view.camera.points_in_mask(view.mask, centres[occupied])
-        return occupied.reshape((self.resolution,) * 3)
+            votes += view.camera.points_in_mask(view.mask, centres)
+        needed = int(np.ceil(self.min_agreement * len(views) - 1e-9))
+        if votes.max() < needed:
+            logger.warning(
+                "no voxel lies inside %d of the %d masks (min_agreement %.2f): keeping those inside the most, %d",
+                needed, len(views), self.min_agreement, votes.max(),
+            )  # fmt: skip
+            needed = max(1, int(votes.max()))
+        return (votes >= needed).reshape((self.resolution,) * 3)
 
     def reconstruct(self, views: Sequence[MaskedView]) -> trimesh.Trimesh:
         """Carve, mesh, colour. Raises ValueError when nothing survives (masks that never agree)."""

@@ -210,7 +210,8 @@ class Zero123ImageTo3D:
     Args:
         model: Zero-1-to-3 folder or hub id; None: the embedded demonstration model.
         reconstructor: name of a registered multi-view reconstruction backend.
-        reconstructor_options: its options (default for carving: 64 voxels per side over a 1.6-unit box).
+        reconstructor_options: its options (default for carving: 64 voxels per side over a 1.6-unit box, a voxel kept
+            when 80% of the views hold it, since generated views disagree a little).
         num_views: cameras per ring, evenly spaced in azimuth from the input's.
         ring_elevations: elevations of the rings in degrees.
         input_elevation: elevation of the input view in degrees (Zero-1-to-3 only sees relative poses).
@@ -246,7 +247,8 @@ class Zero123ImageTo3D:
             raise ValueError(f"ring_elevations must be non-empty, each in (-90, 90), got {ring_elevations!r}")
         if not -90.0 < float(input_elevation) < 90.0:
             raise ValueError(f"input_elevation must be in (-90, 90), got {input_elevation!r}")
-        options = {"resolution": 64, "bounds": ((-0.8,) * 3, (0.8,) * 3)} if reconstructor == "carve" else {}
+        carving = {"resolution": 64, "bounds": ((-0.8,) * 3, (0.8,) * 3), "min_agreement": 0.8}
+        options = carving if reconstructor == "carve" else {}
         self.reconstructor = create_backend(reconstructor, **{**options, **(reconstructor_options or {})})
         self.num_views, self.ring_elevations = num_views, tuple(float(e) for e in ring_elevations)
         self.input_elevation, self.use_input_view = float(input_elevation), use_input_view

@@ -262,3 +262,35 @@ def test_the_single_view_protocol_runs_every_method_through_one_backend():
     rows = run_single_view_benchmark([scene], backend, completer, num_points=2000)
     assert [row.method for row in rows] == list(METHODS)
     assert all(row.metrics["protocol"] == "unit-box" and np.isfinite(row.metrics["chamfer"]) for row in rows)
+
+    class Failing:
+        def generate(self, source, *, seed=0, show_progress=True):
+            raise ValueError("no surface")
+
+    failed = run_single_view_benchmark([scene], Failing(), completer)  # a failed run is a row, not the end
+    assert [row.metrics for row in failed] == [{"error": "no surface"}] * len(METHODS)
+
+
+@requires_3d
+def test_carving_with_min_agreement_outvotes_a_view_that_disagrees():
+    from p2g3d.integrations.carving import VisualHullReconstructor
+    from p2g3d.render import render
+    from p2g3d.types import MaskedView
+
+    sphere = trimesh.creation.icosphere(3, radius=0.4)
+    K = intrinsics_from_fov(40.0, 48, 48)
+    views = [MaskedView(render([sphere], c).rgb, render([sphere], c).mask(0), c) for c in (
+        orbit_camera(0.0, 0.0, 2.0, K, 48, 48), orbit_camera(0.0, 90.0, 2.0, K, 48, 48))]  # fmt: skip
+    wrong = np.zeros((48, 48), bool)
+    wrong[:4, :4] = True  # a generated view that shows something else
+    bad = MaskedView(views[0].image, wrong, orbit_camera(60.0, 45.0, 2.0, K, 48, 48))
+    strict, voting = VisualHullReconstructor(resolution=32), VisualHullReconstructor(resolution=32, min_agreement=0.6)
+    with pytest.raises(ValueError, match="carve the whole volume away"):
+        strict.reconstruct([*views, bad])
+    two_views, outvoted = strict.occupancy(views), voting.occupancy([*views, bad])
+    assert (outvoted | two_views).sum() == outvoted.sum()  # everything both good views hold survives
+    assert outvoted.sum() - two_views.sum() < 0.01 * two_views.sum()
+    lonely = VisualHullReconstructor(resolution=32, min_agreement=0.9).occupancy([*views, bad])
+    np.testing.assert_array_equal(lonely, outvoted)  # nobody reaches 90%: the voxels most views agree on are kept
+    with pytest.raises(ValueError, match="min_agreement"):
+        VisualHullReconstructor(min_agreement=0.0)

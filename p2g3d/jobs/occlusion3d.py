@@ -119,13 +119,17 @@ def run_benchmark(
 
 def summary_table(rows: Sequence[BenchmarkRow], protocol: str) -> str:
     """Markdown table of the mean (and standard deviation) of each metric per method (undefined values, such as the
-    volume IoU of an open mesh, are left out of the mean)."""
+    volume IoU of an open mesh, are left out of the mean, and so are failed runs: rows with an ``error``, counted in
+    a note below the table)."""
     methods = list(dict.fromkeys(row.method for row in rows))
     header = "| masks | " + " | ".join(TABLE_METRICS) + " |"
     lines = [f"Protocol: {protocol}; {len({row.seed for row in rows})} scenes; mean +- std.", "", header]
     lines.append("|---|" + "---:|" * len(TABLE_METRICS))
     for method in methods:
-        values = [[row.metrics[m] for row in rows if row.method == method and row.metrics[m] is not None] for m in TABLE_METRICS]
+        values = [[row.metrics[m] for row in rows if row.method == method and row.metrics.get(m) is not None] for m in TABLE_METRICS]
         cells = [f"{np.mean(v):.4f} +- {np.std(v):.4f}" if v else "n/a" for v in values]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    failed = {method: sum(row.method == method and "error" in row.metrics for row in rows) for method in methods}
+    if any(failed.values()):
+        lines += ["", "Failed runs (left out): " + ", ".join(f"{m} {n}" for m, n in failed.items() if n)]
     return "\n".join(lines)

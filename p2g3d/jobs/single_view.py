@@ -16,6 +16,7 @@ orientation is known; a single image fixes neither size nor distance, so those a
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ from ..scenes import OccludedScene
 from .image_to_3d import image_to_3d_sheet
 from .occlusion3d import BenchmarkRow
 
+logger = logging.getLogger(__name__)
 COMPLETED = "pix2gestalt (completed)"
 METHODS = ("visible", "all-foreground", COMPLETED, "whole (oracle)")
 
@@ -62,14 +64,20 @@ def run_single_view_benchmark(
 ) -> list[BenchmarkRow]:
     """Every scene x method through ``backend`` (an image-to-3D backend), evaluated against the true mesh.
 
-    With ``output``, writes ``scene_S/<method>.glb``, ``scene_S/<method>_preview.png`` and ``ground_truth.glb``.
+    A method whose backend run fails (ValueError) gets a row with ``{"error": message}`` instead of metrics. With
+    ``output``, writes ``scene_S/<method>.glb``, ``scene_S/<method>_preview.png`` and ``ground_truth.glb``.
     """
     rows = []
     for scene in tqdm(scenes, desc="single-view benchmark", unit="scene"):
         sources = single_view_sources(scene, completer, view=view, seed=seed)
         folder = None if output is None else Path(output) / f"scene_{scene.seed}"
         for method, source in sources.items():
-            result = backend.generate(source, seed=derive_seed(seed, scene.seed, 1), show_progress=False)
+            try:
+                result = backend.generate(source, seed=derive_seed(seed, scene.seed, 1), show_progress=False)
+            except ValueError as error:  # e.g. generated views that carve everything away: counted, not fatal
+                logger.warning("scene %d, %s: no mesh (%s)", scene.seed, method, error)
+                rows.append(BenchmarkRow(scene.seed, method, {"error": str(error)}))
+                continue
             rows.append(BenchmarkRow(scene.seed, method, evaluate(result.mesh, scene.target, protocol, num_points=num_points)))
             if folder is not None:
                 stem = method.split()[0]
