@@ -264,8 +264,8 @@ class Zero123ImageTo3D:
         image, mask, framing = frame_on_white(source, size)
         input_camera = self.generator.input_camera(self.input_elevation)
         cameras = [camera for elevation in self.ring_elevations for camera in self.generator.orbit(self.num_views, elevation)]
-        generated = self.generator(
-            (image, mask), cameras, input_elevation=self.input_elevation, seed=seed, show_progress=show_progress
+        generated = self.generator(  # frames the source exactly as frame_on_white above
+            source, cameras, input_elevation=self.input_elevation, seed=seed, show_progress=show_progress
         )
         views = [MaskedView(image, mask, input_camera)] if self.use_input_view else []
         views += [view.masked_view() for view in generated if view.mask.any()]

@@ -1,4 +1,4 @@
-"""Preview sheets: input, visible mask, samples and amodal mask side by side."""
+"""Preview sheets: input, visible mask, samples and amodal mask side by side; rows of panels for other previews."""
 
 from __future__ import annotations
 
@@ -19,26 +19,46 @@ def _panel(array: np.ndarray, height: int) -> PIL.Image.Image:
     return image.resize((width, height), PIL.Image.Resampling.BILINEAR)
 
 
+def panel_row(arrays, height: int = PANEL_HEIGHT) -> PIL.Image.Image:
+    """Images (uint8 RGB / gray, or bool masks) scaled to ``height`` and set side by side, ``GAP`` pixels apart on
+    dark grey."""
+    panels = [_panel(array, height) for array in arrays]
+    row = PIL.Image.new("RGB", (sum(p.width for p in panels) + GAP * (len(panels) - 1), height), (40, 40, 40))
+    x = 0
+    for panel in panels:
+        row.paste(panel, (x, 0))
+        x += panel.width + GAP
+    return row
+
+
+def stack_rows(rows) -> np.ndarray:
+    """Rows of :func:`panel_row` stacked top to bottom, ``GAP`` apart -> ``(H, W, 3)`` uint8."""
+    size = (max(r.width for r in rows), sum(r.height for r in rows) + GAP * (len(rows) - 1))
+    sheet = PIL.Image.new("RGB", size, (40, 40, 40))
+    y = 0
+    for row in rows:
+        sheet.paste(row, (0, y))
+        y += row.height + GAP
+    return np.asarray(sheet)
+
+
+def tint(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` uint8 image with the ``(H, W)`` bool mask tinted blue (the visible mask in every preview)."""
+    tinted = image.astype(np.float32)
+    tinted[mask] = 0.5 * tinted[mask] + 0.5 * np.array([0, 160, 255])
+    return tinted.astype(np.uint8)
+
+
 def preview_sheet(image: np.ndarray, result: AmodalObject, height: int = PANEL_HEIGHT) -> np.ndarray:
     """``(H, W, 3)`` uint8 input and a result -> one ``(height, W', 3)`` uint8 sheet.
 
     Panels, left to right: input with the visible mask tinted, visible mask, every sample, amodal mask (visible
     part white, occluded part orange).
     """
-    tinted = image.astype(np.float32)
-    tinted[result.visible_mask] = 0.5 * tinted[result.visible_mask] + 0.5 * np.array([0, 160, 255])
     amodal = np.zeros((*result.amodal_mask.shape, 3), dtype=np.uint8)
     amodal[result.visible_mask] = 255
     amodal[result.occluded_mask] = (255, 150, 0)
-    panels = [_panel(tinted.astype(np.uint8), height), _panel(result.visible_mask, height)]
-    panels += [_panel(sample, height) for sample in result.sample_images]
-    panels.append(_panel(amodal, height))
-    sheet = PIL.Image.new("RGB", (sum(p.width for p in panels) + GAP * (len(panels) - 1), height), (40, 40, 40))
-    x = 0
-    for panel in panels:
-        sheet.paste(panel, (x, 0))
-        x += panel.width + GAP
-    return np.asarray(sheet)
+    return np.asarray(panel_row([tint(image, result.visible_mask), result.visible_mask, *result.sample_images, amodal], height))
 
 
 def mask_overlay(mask: np.ndarray, truth: np.ndarray) -> np.ndarray:

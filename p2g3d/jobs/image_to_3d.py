@@ -6,23 +6,20 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import PIL.Image
 from tqdm.auto import tqdm
 
 from ..cameras import intrinsics_from_fov, orbit_cameras
-from ..io import object_masks, save_json, save_png
+from ..io import as_cutout, object_masks, save_json, save_png
 from ..meshes import export_mesh
+from ..preview import panel_row, stack_rows, tint
 from ..render import render
-from ..types import AmodalObject
 
 logger = logging.getLogger(__name__)
 
 PANEL = 128
-GAP = 4
 
 
 def mesh_turntable(mesh, count: int = 4, size: int = PANEL, elevation_deg: float = 20.0) -> list[np.ndarray]:
@@ -33,34 +30,20 @@ def mesh_turntable(mesh, count: int = 4, size: int = PANEL, elevation_deg: float
     return [render([mesh], camera).rgb for camera in cameras]
 
 
-def _row(images: Sequence[np.ndarray], height: int = PANEL) -> PIL.Image.Image:
-    panels = []
-    for array in images:
-        image = PIL.Image.fromarray(array.astype(np.uint8) * 255 if array.dtype == np.bool_ else array).convert("RGB")
-        panels.append(image.resize((max(1, round(image.width * height / image.height)), height), PIL.Image.Resampling.BILINEAR))
-    row = PIL.Image.new("RGB", (sum(p.width for p in panels) + GAP * (len(panels) - 1), height), (40, 40, 40))
-    x = 0
-    for panel in panels:
-        row.paste(panel, (x, 0))
-        x += panel.width + GAP
-    return row
-
-
-def image_to_3d_sheet(image: np.ndarray, visible_mask: np.ndarray, cutout: np.ndarray, result) -> np.ndarray:
-    """Preview: input with the visible mask tinted and what the backend got (top), the backend's views (middle, when
-    it has any), renders of the mesh from four sides (bottom). ``(H, W, 3)`` uint8."""
-    tinted = image.astype(np.float32)
-    tinted[visible_mask] = 0.5 * tinted[visible_mask] + 0.5 * np.array([0, 160, 255])
-    rows = [_row([tinted.astype(np.uint8), cutout])]
+def image_to_3d_sheet(image: np.ndarray, visible_mask: np.ndarray, given: np.ndarray, result) -> np.ndarray:
+    """Preview: input with the visible mask tinted and what the backend got (``given``, RGB on white; top), the
+    backend's views (middle, when it has any), renders of the mesh from four sides (bottom). ``(H, W, 3)`` uint8."""
+    rows = [panel_row([tint(image, visible_mask), given], PANEL)]
     if result.views:
-        rows.append(_row([view.image for view in result.views[:12]], PANEL // 2))
-    rows.append(_row(mesh_turntable(result.mesh)))
-    sheet = PIL.Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows) + GAP * (len(rows) - 1)), (40, 40, 40))
-    y = 0
-    for row in rows:
-        sheet.paste(row, (0, y))
-        y += row.height + GAP
-    return np.asarray(sheet)
+        rows.append(panel_row([view.image for view in result.views[:12]], PANEL // 2))
+    rows.append(panel_row(mesh_turntable(result.mesh), PANEL))
+    return stack_rows(rows)
+
+
+def on_white(source) -> np.ndarray:
+    """What a backend gets, for previews: the object of ``source`` (AmodalObject, RGBA, ``(rgb, mask)``) on white."""
+    rgb, mask = as_cutout(source)
+    return np.where(mask[..., None], rgb, 255).astype(np.uint8)
 
 
 def occluded_image_to_meshes(
@@ -95,16 +78,13 @@ def occluded_image_to_meshes(
     records = []
     for index, (label, mask) in enumerate(tqdm(objects, desc="objects", unit="object", disable=len(objects) < 2)):
         record: dict = {"object": index, "label": label}
+        source = (image, mask)
         if completer is not None:
-            completed: AmodalObject = completer(image, mask, seed=seed + index)[0]
-            source, cutout = completed, completed.whole_rgba
-            record.update(occluded_fraction=completed.occluded_fraction, confidence=completed.confidence)
-        else:
-            source = (image, mask)
-            cutout = np.concatenate([np.where(mask[..., None], image, 255), (mask * 255).astype(np.uint8)[..., None]], -1)
+            source = completer(image, mask, seed=seed + index)[0]
+            record.update(occluded_fraction=source.occluded_fraction, confidence=source.confidence)
         result = backend.generate(source, seed=seed + index)
         mesh_file = export_mesh(result.mesh, output / f"object_{index:02d}.glb")
-        preview_file = save_png(output / f"object_{index:02d}_preview.png", image_to_3d_sheet(image, mask, cutout[..., :3], result))
+        preview_file = save_png(output / f"object_{index:02d}_preview.png", image_to_3d_sheet(image, mask, on_white(source), result))
         record.update(mesh=mesh_file.name, preview=preview_file.name, backend=result.backend, camera=result.camera.to_dict())
         if ground_truth is not None:
             metrics = evaluate(result.mesh, ground_truth, protocol)

@@ -21,7 +21,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from ..io import save_png
@@ -29,7 +28,7 @@ from ..meshes import export_mesh
 from ..metrics import evaluate
 from ..sampling import derive_seed
 from ..scenes import OccludedScene
-from .image_to_3d import image_to_3d_sheet
+from .image_to_3d import image_to_3d_sheet, on_white
 from .occlusion3d import BenchmarkRow
 
 logger = logging.getLogger(__name__)
@@ -82,9 +81,9 @@ def run_single_view_benchmark(
             if folder is not None:
                 stem = method.split()[0]
                 export_mesh(result.mesh, folder / f"{stem}.glb")
-                rgb, mask = (source.whole_rgb, source.amodal_mask) if hasattr(source, "amodal_mask") else source
                 shown = scene.views[view]
-                save_png(folder / f"{stem}_preview.png", image_to_3d_sheet(shown.image, shown.visible_mask, np.where(mask[..., None], rgb, 255).astype(np.uint8), result))
+                sheet = image_to_3d_sheet(shown.image, shown.visible_mask, on_white(source), result)
+                save_png(folder / f"{stem}_preview.png", sheet)
         if folder is not None:
             export_mesh(scene.target, folder / "ground_truth.glb")
     return rows

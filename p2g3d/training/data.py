@@ -77,6 +77,13 @@ def write_dataset(
     return publish_folder(staging, folder)
 
 
+def described_factors(folder: Path, count: int) -> list:
+    """The per-item ``factors`` list of ``folder/dataset.json`` when it describes ``count`` items, else Nones."""
+    description = folder / "dataset.json"
+    factors = json.loads(description.read_text()).get("factors") if description.is_file() else None
+    return factors if isinstance(factors, list) and len(factors) == count else [None] * count
+
+
 class GestaltDataset:
     """A dataset folder (see the module docstring) as a sequence of :class:`GestaltSample`.
 
@@ -94,9 +101,7 @@ class GestaltDataset:
         if not names[0]:
             raise ValueError(f"{self.folder} holds no samples")
         self.names = names[0]
-        description = self.folder / "dataset.json"
-        factors = json.loads(description.read_text()).get("factors") if description.is_file() else None
-        self.factors = factors if isinstance(factors, list) and len(factors) == len(self.names) else [None] * len(self.names)
+        self.factors = described_factors(self.folder, len(self.names))
 
     def __len__(self) -> int:
         return len(self.names)

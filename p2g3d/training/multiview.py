@@ -14,7 +14,6 @@ view, rendered at twice the size and reduced (anti-aliased) to ``image_size``, o
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from ..cameras import ZERO123_FOV_DEG, ZERO123_RADIUS, intrinsics_from_fov, orbi
 from ..io import check_output_folder, check_replaceable, load_image, publish_folder, save_json, staging_folder
 from ..render import render
 from ..scenes import COMPOSITE_KIND, TARGET_KINDS, make_target
+from .data import described_factors
 
 HELD_OUT_KINDS = ("mug", "snowman")  # the 3D shape families left out of the amodal training data too
 TRAIN_KINDS = tuple(kind for kind in (*TARGET_KINDS, COMPOSITE_KIND) if kind not in HELD_OUT_KINDS)
@@ -130,9 +130,7 @@ class MultiViewDataset:
             (self.objects if len(views) >= 2 else self.skipped).append((sub, views) if len(views) >= 2 else sub.name)
         if not self.objects:
             raise ValueError(f"{self.folder} holds no object folder with at least two NNN.png + NNN.npy views")
-        description = self.folder / "dataset.json"
-        factors = json.loads(description.read_text()).get("factors") if description.is_file() else None
-        self.factors = factors if isinstance(factors, list) and len(factors) == len(self.objects) else [None] * len(self.objects)
+        self.factors = described_factors(self.folder, len(self.objects))
 
     def __len__(self) -> int:
         return len(self.objects)

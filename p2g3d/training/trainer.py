@@ -22,7 +22,8 @@ Every step draws its batch, noise, timesteps and dropout from generators seeded 
 resumed from a checkpoint continues exactly as an uninterrupted one. Mixed precision and several GPUs come from
 ``accelerate`` (``accelerate launch -m p2g3d.cli train ...``).
 
-``stage="vae"`` trains the autoencoder of a model built from scratch (L1 reconstruction + 1e-6 KL, as LDM) before
+``init="scratch"`` builds a small model from configs (:func:`scratch_components`). ``stage="vae"`` trains the
+autoencoder of a model built from scratch (L1 reconstruction + 1e-6 KL, as LDM) before
 the diffusion stage, since a small from-scratch model has no pretrained VAE.
 """
 
@@ -94,13 +95,6 @@ def identity_projection(clip_features: int, context_features: int, extra_feature
     return projection
 
 
-def scratch_pipeline(image_size: int = 64, seed: int = 0) -> Pix2GestaltPipeline:
-    """A small pix2gestalt-shaped model built from configs (:func:`scratch_components`, 12-channel UNet) with an
-    identity-initialised cc_projection (as the paper initialises it)."""
-    components = scratch_components(image_size, seed)
-    return Pix2GestaltPipeline(**components, cc_projection=identity_projection(64, 64))
-
-
 def take_autoencoder(pipe, folder: str | os.PathLike) -> None:
     """Replace ``pipe``'s VAE and CLIP tower by those of the model folder ``folder`` (float32), in place."""
     from diffusers import AutoencoderKL
@@ -126,12 +120,11 @@ def load_start(config: TrainConfig):
     """The model a run starts from: ``"scratch"`` or a model folder (converted official weights, earlier runs), in
     float32 whatever dtype the folder stores (mixed precision is accelerate's job); transformers would otherwise
     keep a stored fp16 CLIP tower in fp16. With ``config.autoencoder``, that folder's VAE and CLIP tower are used."""
-    pipeline_class = Zero123Pipeline if config.pipeline == "zero123" else Pix2GestaltPipeline
-    if config.init == "scratch" and config.pipeline == "zero123":
-        components = scratch_components(config.image_size, config.seed, in_channels=8)
-        pipe = Zero123Pipeline(**components, cc_projection=identity_projection(64, 64, POSE_FEATURES))
-    elif config.init == "scratch":
-        pipe = scratch_pipeline(config.image_size, config.seed)
+    novel_view = config.pipeline == "zero123"
+    pipeline_class = Zero123Pipeline if novel_view else Pix2GestaltPipeline
+    if config.init == "scratch":  # identity cc_projection on CLIP (zero on the pose), as both papers initialise it
+        components = scratch_components(config.image_size, config.seed, in_channels=8 if novel_view else 12)
+        pipe = pipeline_class(**components, cc_projection=identity_projection(64, 64, POSE_FEATURES if novel_view else 0))
     else:
         from ..loading import quiet_loading, validate_model_folder
 
@@ -215,8 +208,9 @@ def diffusion_loss(
 
 def autoencoder_loss(pipe: Pix2GestaltPipeline, batch: dict, kl_weight: float, generator: torch.Generator) -> torch.Tensor:
     """Latent Diffusion's autoencoder objective without its perceptual and adversarial terms, on every image of the
-    batch (pix2gestalt: the whole and occluded images and the mask image): per image, the L1 reconstruction error summed over pixels plus
-    ``kl_weight`` x the KL summed over the latent (LDM: 1e-6), averaged over the batch and divided by the pixel count.
+    batch (pix2gestalt: the whole and occluded images and the mask image): per image, the L1 reconstruction error
+    summed over pixels plus ``kl_weight`` x the KL summed over the latent (LDM: 1e-6), averaged over the batch and
+    divided by the pixel count.
     The division is a constant factor, so the balance of the two terms is LDM's."""
     device = pipe.vae.device
     images = torch.cat(list(batch.values())).to(device)
