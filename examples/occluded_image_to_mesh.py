@@ -37,7 +37,8 @@ def main() -> None:
     for record in occluded_image_to_meshes(image, mask, backend, args.output, completer=completer, ground_truth=truth, protocol="unit-box"):
         print(f"object {record['object']}: {args.output / record['mesh']}, preview {args.output / record['preview']}")
         if "metrics" in record:
-            print(f"  chamfer {record['metrics']['chamfer']:.4f}, volume IoU {record['metrics']['volume_iou']} (unit-box)")
+            iou = record["metrics"]["volume_iou"]
+            print(f"  chamfer {record['metrics']['chamfer']:.4f}, volume IoU {'n/a' if iou is None else f'{iou:.4f}'} (unit-box)")
 
 
 if __name__ == "__main__":

@@ -370,7 +370,7 @@ def run_image_to_3d(args: argparse.Namespace) -> int:
     check_output_folder(args.output)
     settings = settings_from_arguments(CompletionSettings, args)
     CompletionSettings(**settings)
-    options = {"model": args.backend_model, "device": args.device, "num_views": args.num_views,
+    options = {"model": args.backend_model, "device": args.device, "dtype": args.dtype, "num_views": args.num_views,
                "input_elevation": args.input_elevation, "num_inference_steps": args.backend_steps, "grid_size": args.grid_size}  # fmt: skip
     backend = create_backend(args.backend, IMAGE_TO_3D, **{key: value for key, value in options.items() if value is not None})
     completer = None
