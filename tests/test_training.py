@@ -21,7 +21,7 @@ from p2g3d.training.evaluation import (
     examples_from_cocoa,
     examples_from_folder,
 )
-from p2g3d.training.trainer import TrainConfig, dropout_masks, latest_checkpoint, train
+from p2g3d.training.trainer import TrainConfig, dropout_masks, latest_checkpoint, learning_rate_factor, train
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +221,25 @@ def test_resume_refuses_changed_settings_and_fewer_steps(dataset_dir, tmp_path):
     assert json.loads((run / "training.json").read_text())["learning_rate"] == 1e-4  # the record was not rewritten
     train(_config(dataset_dir, run, steps=3, learning_rate=1e-3, allow_changed_settings=True))
     assert json.loads((run / "training.json").read_text())["learning_rate"] == 1e-3
+
+
+def test_learning_rate_warms_up_holds_and_decays_to_zero():
+    factors = [learning_rate_factor(step, 2, 10, 4) for step in range(11)]
+    assert factors[0] < factors[1] < factors[2] == 1.0
+    assert factors[2:7] == [1.0] * 5 and factors[6:] == [1.0, 0.75, 0.5, 0.25, 0.0]
+    assert [learning_rate_factor(step, 2, 10) for step in (5, 10)] == [1.0, 1.0]  # no decay by default
+    with pytest.raises(ValueError, match="decay_steps"):
+        TrainConfig(data="d", output_dir="o", steps=10, decay_steps=11)
+
+
+@requires_3d
+def test_a_resumed_run_can_be_annealed(dataset_dir, tmp_path):
+    run = tmp_path / "run"
+    train(_config(dataset_dir, run, steps=2))
+    train(_config(dataset_dir, run, steps=6, decay_steps=4))  # the decay is not a conflicting setting
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [1, 2, 3, 4, 5, 6]
+    assert [entry["lr"] for entry in log[2:]] == pytest.approx([0.75e-4, 0.5e-4, 0.25e-4, 0.0])
 
 
 def test_a_run_starts_in_float32_from_a_folder_stored_in_fp16(tmp_path):

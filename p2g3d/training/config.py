@@ -41,6 +41,10 @@ class TrainConfig:
     learning_rate: float = _option(1e-4, "--lr", "UNet (or VAE) learning rate; cc_projection gets 10x")
     cc_projection_lr_scale: float = 10.0
     warmup_steps: int = _option(100, "--warmup", "linear warm-up steps")
+    decay_steps: int = _option(
+        0, "--decay-steps", "linear decay of the learning rate to 0 over the run's last N steps (0: constant after "
+        "warm-up); set on a resumed run to anneal it"
+    )
     ema_decay: float = _option(0.9999, "--ema-decay", "EMA decay of the UNet weights")
     dropout: float = 0.05
     kl_weight: float = 1e-6
@@ -74,6 +78,7 @@ class TrainConfig:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every", "image_size", "keep_checkpoints", "cache_limit"):
             check_number(self, name, integer=True, low=1)
         check_number(self, "warmup_steps", integer=True, low=0)
+        check_number(self, "decay_steps", integer=True, low=0, high=self.steps)
         check_number(self, "seed", integer=True, low=0)
         check_number(self, "learning_rate", low=0, low_open=True)
         check_number(self, "cc_projection_lr_scale", low=0, low_open=True)
@@ -83,8 +88,8 @@ class TrainConfig:
 
     def resume_conflicts(self, saved: dict) -> list[str]:
         """Settings that differ from a run's saved ``training.json`` and would change what a resumed run trains
-        (the step count, logging and checkpointing may change)."""
-        free = {"steps", "checkpoint_every", "log_every", "keep_checkpoints", "cache_limit", "allow_changed_settings"}
+        (the step count, the decay at its end, logging and checkpointing may change)."""
+        free = {"steps", "decay_steps", "checkpoint_every", "log_every", "keep_checkpoints", "cache_limit", "allow_changed_settings"}
         return sorted(
             f"{name} (was {saved[name]!r}, now {value!r})" for name, value in vars(self).items()
             if name not in free and name in saved and saved[name] != value

@@ -277,6 +277,17 @@ def prune_checkpoints(folder: Path, keep: int) -> list[Path]:
     return removed
 
 
+def learning_rate_factor(step: int, warmup_steps: int, steps: int, decay_steps: int = 0) -> float:
+    """Factor on the learning rate at ``step``: linear warm-up from ~0 over ``warmup_steps``, 1, then a linear decay
+    reaching 0 at ``steps`` over the last ``decay_steps``. A function of the step alone, so resumed runs follow it."""
+    warmup = max(1, warmup_steps)
+    if step < warmup:
+        return WARMUP_START + (1 - WARMUP_START) * step / warmup
+    if decay_steps and step > steps - decay_steps:
+        return max(0.0, (steps - step) / decay_steps)
+    return 1.0
+
+
 def _resume(accelerator, config: TrainConfig, output: Path) -> int:
     """Load the latest complete checkpoint of ``output`` if any; returns the step to continue from. Refuses settings
     that differ from the run's ``training.json`` (unless ``allow_changed_settings``) and a step count below the
@@ -314,9 +325,8 @@ def _prepare_training(config: TrainConfig, accelerator):
     for name in names:
         getattr(pipe, name).requires_grad_(True).train()
     optimizer = torch.optim.AdamW(groups)
-    warmup = max(1, config.warmup_steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda n: WARMUP_START + (1 - WARMUP_START) * n / warmup if n < warmup else 1.0
+        optimizer, lambda n: learning_rate_factor(n, config.warmup_steps, config.steps, config.decay_steps)
     )
     *modules, optimizer, schedule = accelerator.prepare(*(getattr(pipe, n) for n in names), optimizer, schedule)
     for name, module in zip(names, modules):
