@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +23,14 @@ from p2g3d.training.evaluation import (
     examples_from_cocoa,
     examples_from_folder,
 )
-from p2g3d.training.trainer import TrainConfig, dropout_masks, latest_checkpoint, learning_rate_factor, train
+from p2g3d.training.trainer import (
+    ENCODED_DATASET,
+    TrainConfig,
+    dropout_masks,
+    latest_checkpoint,
+    learning_rate_factor,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +249,24 @@ def test_a_resumed_run_can_be_annealed(dataset_dir, tmp_path):
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [1, 2, 3, 4, 5, 6]
     assert [entry["lr"] for entry in log[2:]] == pytest.approx([0.75e-4, 0.5e-4, 0.25e-4, 0.0])
+
+
+@requires_3d
+def test_a_resumed_run_reads_its_encoded_dataset_back(dataset_dir, tmp_path, monkeypatch):
+    import p2g3d.training.trainer as trainer
+
+    run = tmp_path / "run"
+    train(_config(dataset_dir, run, steps=2))
+    assert (run / ENCODED_DATASET).is_file()
+    calls = []
+    encode = trainer.encode_dataset
+    monkeypatch.setattr(trainer, "encode_dataset", lambda *args, **kwargs: calls.append(1) or encode(*args, **kwargs))
+    train(_config(dataset_dir, run, steps=3))
+    assert calls == []  # read back (its equality with a fresh encoding: the exact-resume test)
+    sample = next((Path(dataset_dir) / "occlusion").glob("*.png"))
+    os.utime(sample, ns=(sample.stat().st_atime_ns, sample.stat().st_mtime_ns + 10**9))
+    train(_config(dataset_dir, run, steps=4))
+    assert calls == [1]  # a changed sample file: encoded again
 
 
 def test_a_run_starts_in_float32_from_a_folder_stored_in_fp16(tmp_path):

@@ -29,6 +29,7 @@ the diffusion stage, since a small from-scratch model has no pretrained VAE.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -49,7 +50,7 @@ from ..pipelines.official_ddim import official_ddim_scheduler
 from ..pipelines.pix2gestalt import Pix2GestaltPipeline
 from ..pipelines.zero123 import POSE_FEATURES, Zero123Pipeline
 from .config import TrainConfig
-from .data import GestaltDataset
+from .data import FOLDERS, GestaltDataset
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +182,48 @@ def encode_dataset(pipe: Pix2GestaltPipeline, dataset: GestaltDataset, image_siz
     for start in tqdm(range(0, len(dataset), chunk), desc="encoding dataset", unit="chunk", leave=False):
         indices = range(start, min(start + chunk, len(dataset)))
         parts.append({k: v.cpu() for k, v in encode_batch(pipe, load_batch(dataset, indices, image_size)).items()})
-    return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+    return {key: torch.cat([part[key] for part in parts]).contiguous() for key in parts[0]}  # as read back from a file
+
+
+ENCODED_DATASET = "encoded_dataset.safetensors"
+
+
+def encoding_fingerprint(pipe: Pix2GestaltPipeline, dataset: GestaltDataset, image_size: int) -> str:
+    """What :func:`encode_dataset` depends on, hashed: the sample files (names, sizes, modification times), the
+    dataset's ``dataset.json``, the resolution and the frozen VAE and CLIP weights."""
+    digest = hashlib.sha256(f"{image_size}\n".encode())
+    for name in dataset.names:
+        for sub in FOLDERS:
+            stat = (dataset.folder / sub / name).stat()
+            digest.update(f"{sub}/{name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    description = dataset.folder / "dataset.json"
+    if description.is_file():
+        digest.update(description.read_bytes())
+    for module in (pipe.vae, pipe.image_encoder):
+        for key, tensor in sorted(module.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load_or_encode_dataset(pipe: Pix2GestaltPipeline, dataset: GestaltDataset, image_size: int, cache: Path) -> dict:
+    """:func:`encode_dataset`, kept in the file ``cache`` (safetensors, written atomically) so that a resumed run
+    does not encode again; reused only when :func:`encoding_fingerprint` matches the one it was made with."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    fingerprint = encoding_fingerprint(pipe, dataset, image_size)
+    if cache.is_file():
+        with safe_open(str(cache), "pt") as file:
+            if (file.metadata() or {}).get("fingerprint") == fingerprint:
+                logger.info("encoded dataset read from %s", cache)
+                return load_file(str(cache))
+        logger.info("%s was made from other samples or weights: encoding again", cache)
+    encoded = encode_dataset(pipe, dataset, image_size)
+    staging = cache.with_name(f".{cache.name}.partial")
+    save_file(encoded, str(staging), metadata={"fingerprint": fingerprint})
+    os.replace(staging, cache)
+    return encoded
 
 
 def diffusion_loss(
@@ -371,7 +413,8 @@ def _open_dataset(config: TrainConfig):
 def _encode_for_training(pipe, dataset, config: TrainConfig):
     """For the diffusion stage, the dataset through the frozen VAE and CLIP, encoded once: always for Zero-1-to-3
     (every view serves as condition and target), for pix2gestalt up to ``cache_limit`` samples or when the latent
-    scale is calibrated. None when batches are encoded step by step."""
+    scale is calibrated, kept in ``OUTPUT_DIR/encoded_dataset.safetensors`` for resumed runs. None when batches are
+    encoded step by step."""
     if config.stage != "diffusion":
         return None
     if config.pipeline == "zero123":
@@ -379,7 +422,7 @@ def _encode_for_training(pipe, dataset, config: TrainConfig):
 
         return EncodedViews(pipe, dataset, config.image_size)
     if len(dataset) <= config.cache_limit or config.calibrate_latent_scale:
-        return encode_dataset(pipe, dataset, config.image_size)
+        return load_or_encode_dataset(pipe, dataset, config.image_size, Path(config.output_dir) / ENCODED_DATASET)
     return None
 
 
