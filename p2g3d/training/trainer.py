@@ -210,7 +210,7 @@ def load_or_encode_dataset(pipe: Pix2GestaltPipeline, dataset: GestaltDataset, i
     """:func:`encode_dataset`, kept in the file ``cache`` (safetensors, written atomically) so that a resumed run
     does not encode again; reused only when :func:`encoding_fingerprint` matches the one it was made with."""
     from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save
 
     fingerprint = encoding_fingerprint(pipe, dataset, image_size)
     if cache.is_file():
@@ -220,9 +220,7 @@ def load_or_encode_dataset(pipe: Pix2GestaltPipeline, dataset: GestaltDataset, i
                 return load_file(str(cache))
         logger.info("%s was made from other samples or weights: encoding again", cache)
     encoded = encode_dataset(pipe, dataset, image_size)
-    staging = cache.with_name(f".{cache.name}.partial")
-    save_file(encoded, str(staging), metadata={"fingerprint": fingerprint})
-    os.replace(staging, cache)
+    write_atomic(cache, save(encoded, metadata={"fingerprint": fingerprint}))
     return encoded
 
 
