@@ -89,7 +89,10 @@ class TrainConfig:
     def resume_conflicts(self, saved: dict) -> list[str]:
         """Settings that differ from a run's saved ``training.json`` and would change what a resumed run trains
         (the step count, the decay at its end, logging and checkpointing may change)."""
-        free = {"steps", "decay_steps", "checkpoint_every", "log_every", "keep_checkpoints", "cache_limit", "allow_changed_settings"}
+        free = {
+            "steps", "decay_steps", "checkpoint_every", "log_every", "keep_checkpoints", "cache_limit",
+            "allow_changed_settings",
+        }  # fmt: skip
         return sorted(
             f"{name} (was {saved[name]!r}, now {value!r})" for name, value in vars(self).items()
             if name not in free and name in saved and saved[name] != value
