@@ -15,7 +15,16 @@ import sys
 import time
 
 COMMANDS = (
-    "convert", "complete", "views", "image-to-3d", "reconstruct", "evaluate", "demo", "make-data", "train", "eval-amodal"
+    "convert",
+    "complete",
+    "views",
+    "image-to-3d",
+    "reconstruct",
+    "evaluate",
+    "demo",
+    "make-data",
+    "train",
+    "eval-amodal",
 )
 
 
@@ -34,7 +43,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print("| call | seconds (median) | exit status |\n|---|---:|---:|")
-    calls = [["--help"]] + [[c, "--help"] for c in COMMANDS] + [[c] for c in COMMANDS if c not in ("demo", "eval-amodal")]
+    calls = (
+        [["--help"]] + [[c, "--help"] for c in COMMANDS] + [[c] for c in COMMANDS if c not in ("demo", "eval-amodal")]
+    )
     for argv in calls:
         seconds, code = timed(argv, args.repeats)
         print(f"| p2g3d {' '.join(argv)} | {seconds:.2f} | {code} |")

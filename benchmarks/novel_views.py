@@ -38,9 +38,14 @@ def main() -> None:
     pipe = load_pipeline(Zero123Pipeline, args.model or default_zero123_path(), device, resolve_dtype(None, device))
     pipe.set_progress_bar_config(disable=True)
     result = evaluate_novel_views(
-        pipe, MultiViewDataset(args.data), targets_per_object=args.targets, num_inference_steps=args.steps,
-        guidance_scale=args.guidance, seed=args.seed, limit=args.limit,
-    )  # fmt: skip
+        pipe,
+        MultiViewDataset(args.data),
+        targets_per_object=args.targets,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        seed=args.seed,
+        limit=args.limit,
+    )
     print(json.dumps({**result, "seconds": round(time.perf_counter() - start, 1)}, indent=2))
 
 

@@ -4,8 +4,9 @@
 
 Prints a markdown table (protocol named) of Chamfer, F-score and volume IoU per mask source, averaged over
 synthetic scenes with seeds 0..N-1 (default style "cluttered": occluders of any shape and colour in views 0, 3 and
-5 of 8, textured backgrounds; "simple": one grey box in view 0, white background). With --complete, the completer's amodal masks (the embedded demonstration
-model unless --model names another) are added as a fourth method.
+5 of 8, textured backgrounds; "simple": one grey box in view 0, white background). With --complete, the
+completer's amodal masks (the embedded demonstration model unless --model names another) are added as a fourth
+method.
 """
 
 from __future__ import annotations
@@ -36,18 +37,24 @@ def main() -> None:
     args = parser.parse_args()
 
     start = time.perf_counter()
-    scenes = [make_scene(seed, num_views=args.views, image_size=args.image_size, style=args.style) for seed in range(args.scenes)]
+    scenes = [
+        make_scene(seed, num_views=args.views, image_size=args.image_size, style=args.style)
+        for seed in range(args.scenes)
+    ]
     completer = None
     if args.complete or args.model:
         from p2g3d import AmodalCompleter
 
-        completer = AmodalCompleter.from_pretrained(args.model, num_inference_steps=args.steps, num_samples=args.samples)
+        completer = AmodalCompleter.from_pretrained(
+            args.model, num_inference_steps=args.steps, num_samples=args.samples
+        )
     rows = run_benchmark(scenes, completer, seed=args.seed, protocol=args.protocol, resolution=args.resolution)
     occluded = [scene.views[v].occluded_fraction for scene in scenes for v in scene.occluded_views]
     print(summary_table(rows, args.protocol))
     print(
         f"\n{args.scenes} scenes x {args.views} views of {args.image_size} px, carving {args.resolution}^3; "
-        f"mean hidden share of the target in the occluded views {sum(occluded) / len(occluded):.2f}; {time.perf_counter() - start:.0f} s"
+        f"mean hidden share of the target in the occluded views {sum(occluded) / len(occluded):.2f}; "
+        f"{time.perf_counter() - start:.0f} s"
     )
     if args.json:
         with open(args.json, "w") as file:

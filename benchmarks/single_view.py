@@ -50,11 +50,15 @@ def main() -> None:
     backend = create_backend(args.backend, IMAGE_TO_3D, **options)
     completer = AmodalCompleter.from_pretrained(args.model, num_inference_steps=args.steps, num_samples=args.samples)
     scenes = [make_scene(seed, style="cluttered") for seed in range(args.scenes)]
-    rows = run_single_view_benchmark(scenes, backend, completer, seed=args.seed, protocol=args.protocol, output=args.output)
+    rows = run_single_view_benchmark(
+        scenes, backend, completer, seed=args.seed, protocol=args.protocol, output=args.output
+    )
     print(summary_table(rows, args.protocol))
     hidden = sum(scene.views[0].occluded_fraction for scene in scenes) / len(scenes)
-    print(f"\n{args.scenes} scenes, input view 0 (mean hidden share {hidden:.2f}), backend {args.backend}; "
-          f"{time.perf_counter() - start:.0f} s")  # fmt: skip
+    print(
+        f"\n{args.scenes} scenes, input view 0 (mean hidden share {hidden:.2f}), backend {args.backend}; "
+        f"{time.perf_counter() - start:.0f} s"
+    )
     if args.json:
         with open(args.json, "w") as file:
             json.dump([dataclasses.asdict(row) for row in rows], file, indent=2)

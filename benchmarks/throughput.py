@@ -41,8 +41,16 @@ from p2g3d.pipelines.official_ddim import official_ddim_scheduler
 from p2g3d.runtime import resolve_device, resolve_dtype
 
 SIZE = 256
-CLIP_VIT_L14 = {"hidden_size": 1024, "intermediate_size": 4096, "projection_dim": 768, "num_hidden_layers": 24,
-                "num_attention_heads": 16, "image_size": 224, "patch_size": 14, "hidden_act": "quick_gelu"}  # fmt: skip
+CLIP_VIT_L14 = {
+    "hidden_size": 1024,
+    "intermediate_size": 4096,
+    "projection_dim": 768,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "image_size": 224,
+    "patch_size": 14,
+    "hidden_act": "quick_gelu",
+}
 
 
 def full_size_pipeline(device: torch.device, dtype: torch.dtype) -> Pix2GestaltPipeline:
@@ -53,8 +61,13 @@ def full_size_pipeline(device: torch.device, dtype: torch.dtype) -> Pix2GestaltP
         unet = UNet2DConditionModel(**create_unet_diffusers_config_from_ldm(config, {}, image_size=SIZE))
         vae = AutoencoderKL(**create_vae_diffusers_config_from_ldm(config, {}, image_size=SIZE))
     clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**CLIP_VIT_L14))
-    pipe = Pix2GestaltPipeline(vae=vae, image_encoder=clip, unet=unet, cc_projection=CCProjection(768, 768),
-                               scheduler=official_ddim_scheduler())  # fmt: skip
+    pipe = Pix2GestaltPipeline(
+        vae=vae,
+        image_encoder=clip,
+        unet=unet,
+        cc_projection=CCProjection(768, 768),
+        scheduler=official_ddim_scheduler(),
+    )
     pipe.set_progress_bar_config(disable=True)
     with quiet_loading():  # diffusers' notes on casting components hold nothing here
         return pipe.to(device, dtype)
@@ -91,8 +104,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50, help="requested DDIM steps (CFG 2.0)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--samples", type=int, default=16, help="samples of the voted-mask latency row")
-    parser.add_argument("--compile", default=None, choices=("default", "reduce-overhead", "max-autotune"),
-                        help="also measure the completer with a compiled UNet")  # fmt: skip
+    parser.add_argument(
+        "--compile",
+        default=None,
+        choices=("default", "reduce-overhead", "max-autotune"),
+        help="also measure the completer with a compiled UNet",
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
@@ -100,16 +117,27 @@ def main() -> None:
     pipe = full_size_pipeline(device, dtype)
     image, mask = scene()
     total = max(args.batch_sizes)
-    print(f"full-size pix2gestalt, random weights, {device.type} {str(dtype).removeprefix('torch.')}, {SIZE} px, "
-          f"{args.steps} steps, CFG 2.0 (built in {time.perf_counter() - started:.0f} s)\n")  # fmt: skip
+    print(
+        f"full-size pix2gestalt, random weights, {device.type} {str(dtype).removeprefix('torch.')}, {SIZE} px, "
+        f"{args.steps} steps, CFG 2.0 (built in {time.perf_counter() - started:.0f} s)\n"
+    )
     print("| path | images | seconds | images/s | peak memory (GiB) |\n|---|---:|---:|---:|---:|")
 
     def row(name: str, images: int, seconds: float) -> None:
-        print(f"| {name} | {images} | {seconds:.2f} | {images / seconds:.3f} | {peak_memory_gib(device):.2f} |", flush=True)
+        print(
+            f"| {name} | {images} | {seconds:.2f} | {images / seconds:.3f} | {peak_memory_gib(device):.2f} |",
+            flush=True,
+        )
 
     def naive() -> None:
         for k in range(total):
-            pipe(image, mask, num_inference_steps=args.steps, generator=torch.Generator().manual_seed(k), output_type="np")
+            pipe(
+                image,
+                mask,
+                num_inference_steps=args.steps,
+                generator=torch.Generator().manual_seed(k),
+                output_type="np",
+            )
 
     completer = AmodalCompleter(pipe, num_inference_steps=args.steps, num_samples=1)
     completer(image, mask, show_progress=False)  # warm-up (kernels, allocator)
@@ -127,12 +155,19 @@ def completer_rows(pipe, image, mask, args, row, device, prefix: str, warm_up: b
     """Encode-once batches, single-sample latency and the voted-mask latency (shapes warmed up first if asked)."""
     total = max(args.batch_sizes)
     runs = [(f"encode once, batch {b}", total, total, b) for b in args.batch_sizes]
-    runs += [("latency, 1 sample", 1, 1, 1), (f"latency, {args.samples}-sample voted mask", args.samples, args.samples, args.samples)]
+    runs += [
+        ("latency, 1 sample", 1, 1, 1),
+        (f"latency, {args.samples}-sample voted mask", args.samples, args.samples, args.samples),
+    ]
     for name, images, num_samples, batch_size in runs:
-        completer = AmodalCompleter(pipe, num_inference_steps=args.steps, num_samples=num_samples, batch_size=batch_size)
+        completer = AmodalCompleter(
+            pipe, num_inference_steps=args.steps, num_samples=num_samples, batch_size=batch_size
+        )
         if warm_up:
-            AmodalCompleter(pipe, num_inference_steps=1, num_samples=batch_size, batch_size=batch_size)(image, mask, show_progress=False)
-        row(prefix + name, images, timed(device, lambda: completer(image, mask, show_progress=False)))
+            AmodalCompleter(pipe, num_inference_steps=1, num_samples=batch_size, batch_size=batch_size)(
+                image, mask, show_progress=False
+            )
+        row(prefix + name, images, timed(device, lambda c=completer: c(image, mask, show_progress=False)))
 
 
 if __name__ == "__main__":

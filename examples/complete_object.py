@@ -35,8 +35,11 @@ def main() -> None:
         save_png(args.output / f"object_{obj.label}_rgba.png", obj.whole_rgba)
         logger.info(
             "object %d: %.0f%% of it was hidden, sample agreement %.2f, amodal box %s",
-            obj.label, 100 * obj.occluded_fraction, obj.confidence, obj.amodal_box,
-        )  # fmt: skip
+            obj.label,
+            100 * obj.occluded_fraction,
+            obj.confidence,
+            obj.amodal_box,
+        )
 
 
 if __name__ == "__main__":

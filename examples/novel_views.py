@@ -45,8 +45,12 @@ def main() -> None:
     generator = NovelViewGenerator.from_pretrained(args.views_model, num_inference_steps=args.steps)
     cameras = generator.orbit(args.num_views, elevation_deg=args.elevation)
     views = generator(whole, cameras, input_elevation=args.elevation, seed=0)
-    save_views([view.masked_view() for view in views], args.output, names=[view.stem for view in views],
-               extra=[view.index_fields for view in views])  # fmt: skip
+    save_views(
+        [view.masked_view() for view in views],
+        args.output,
+        names=[view.stem for view in views],
+        extra=[view.index_fields for view in views],
+    )
     logger.info("wrote %d views to %s", len(views), args.output)
 
 

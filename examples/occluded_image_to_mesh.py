@@ -34,11 +34,14 @@ def main() -> None:
         image, mask = load_image(args.image), load_mask(args.mask)
     completer = AmodalCompleter.from_pretrained(num_samples=3, num_inference_steps=20)
     backend = create_backend("zero123", IMAGE_TO_3D, input_elevation=args.elevation, num_inference_steps=20)
-    for record in occluded_image_to_meshes(image, mask, backend, args.output, completer=completer, ground_truth=truth, protocol="unit-box"):
+    for record in occluded_image_to_meshes(
+        image, mask, backend, args.output, completer=completer, ground_truth=truth, protocol="unit-box"
+    ):
         print(f"object {record['object']}: {args.output / record['mesh']}, preview {args.output / record['preview']}")
         if "metrics" in record:
             iou = record["metrics"]["volume_iou"]
-            print(f"  chamfer {record['metrics']['chamfer']:.4f}, volume IoU {'n/a' if iou is None else f'{iou:.4f}'} (unit-box)")
+            iou_text = "n/a" if iou is None else f"{iou:.4f}"
+            print(f"  chamfer {record['metrics']['chamfer']:.4f}, volume IoU {iou_text} (unit-box)")
 
 
 if __name__ == "__main__":

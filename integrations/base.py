@@ -87,7 +87,9 @@ def load_views(folder: str | os.PathLike) -> list[MaskedView]:
         raise ValueError(f"{index_file} is not valid JSON ({error})") from error
     entries = index.get("views") if isinstance(index, dict) else None
     if not isinstance(entries, list):
-        raise ValueError(f"{index_file} must be a JSON object with a 'views' list, got {type(entries or index).__name__}")
+        raise ValueError(
+            f"{index_file} must be a JSON object with a 'views' list, got {type(entries or index).__name__}"
+        )
     views = []
     for number, entry in enumerate(entries):
         if not isinstance(entry, dict):
@@ -98,7 +100,9 @@ def load_views(folder: str | os.PathLike) -> list[MaskedView]:
         try:
             camera = Camera.from_dict(entry["camera"])
         except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"{index_file}: view entry {number} has no valid camera ({error.__class__.__name__}: {error})") from error
+            raise ValueError(
+                f"{index_file}: view entry {number} has no valid camera ({error.__class__.__name__}: {error})"
+            ) from error
         image, mask = load_image(folder / str(entry["file"])), load_mask(folder / str(entry["mask"]))
         views.append(MaskedView(image, mask, camera))
     return views

@@ -66,8 +66,11 @@ class VisualHullReconstructor:
         if votes.max() < needed:
             logger.warning(
                 "no voxel lies inside %d of the %d masks (min_agreement %.2f): keeping those inside the most, %d",
-                needed, len(views), self.min_agreement, votes.max(),
-            )  # fmt: skip
+                needed,
+                len(views),
+                self.min_agreement,
+                votes.max(),
+            )
             needed = max(1, int(votes.max()))
         return (votes >= needed).reshape((self.resolution,) * 3)
 
@@ -83,11 +86,15 @@ class VisualHullReconstructor:
                 f"nothing was carved: the whole box {self.low.tolist()} - {self.high.tolist()} lies inside every mask, "
                 "so the box is smaller than the object (use larger bounds)"
             )
-        walls = np.concatenate([occupancy[[0, -1]].ravel(), occupancy[:, [0, -1]].ravel(), occupancy[..., [0, -1]].ravel()])
+        walls = np.concatenate(
+            [occupancy[[0, -1]].ravel(), occupancy[:, [0, -1]].ravel(), occupancy[..., [0, -1]].ravel()]
+        )
         if walls.any():
             logger.warning(
                 "the carved volume touches the walls of the box %s - %s: the object may extend beyond it (larger "
-                "bounds would show)", self.low.tolist(), self.high.tolist()
+                "bounds would show)",
+                self.low.tolist(),
+                self.high.tolist(),
             )
         spacing = (self.high - self.low) / (self.resolution - 1)
         padded = np.pad(occupancy.astype(np.float32), 1)

@@ -76,10 +76,14 @@ class Framing:
 
     def camera_in_source(self, camera: Camera) -> Camera:
         """``camera`` of the framed square -> the same camera in the source image's pixels (``K`` changes only)."""
-        return Camera(np.linalg.inv(self.matrix) @ camera.K, camera.world_to_camera, self.source_width, self.source_height)
+        return Camera(
+            np.linalg.inv(self.matrix) @ camera.K, camera.world_to_camera, self.source_width, self.source_height
+        )
 
 
-def frame_on_white(source, size: int, object_fraction: float = OBJECT_FRACTION) -> tuple[np.ndarray, np.ndarray, Framing]:
+def frame_on_white(
+    source, size: int, object_fraction: float = OBJECT_FRACTION
+) -> tuple[np.ndarray, np.ndarray, Framing]:
     """Object -> ``((size, size, 3) uint8 on white, (size, size) bool mask, Framing)``: the object's pixels cut to
     their box, resized (Lanczos) so that the long side is ``round(size * object_fraction)`` and centred.
 
@@ -99,13 +103,15 @@ def frame_on_white(source, size: int, object_fraction: float = OBJECT_FRACTION) 
     paste_x, paste_y = (size - new_w) // 2, (size - new_h) // 2
     canvas = PIL.Image.new("RGB", (size, size), (255, 255, 255))
     canvas.paste(PIL.Image.fromarray(cut).resize((new_w, new_h), PIL.Image.Resampling.LANCZOS), (paste_x, paste_y))
-    alpha = PIL.Image.fromarray(mask[top:bottom, left:right].astype(np.float32)).resize((new_w, new_h), PIL.Image.Resampling.BILINEAR)
+    alpha = PIL.Image.fromarray(mask[top:bottom, left:right].astype(np.float32)).resize(
+        (new_w, new_h), PIL.Image.Resampling.BILINEAR
+    )
     framed_mask = np.zeros((size, size), dtype=bool)
     framed_mask[paste_y : paste_y + new_h, paste_x : paste_x + new_w] = np.asarray(alpha) >= 0.5
     scale_x, scale_y = new_w / (right - left), new_h / (bottom - top)
     framing = Framing(
         size, scale_x, scale_y, paste_x - left * scale_x, paste_y - top * scale_y, rgb.shape[1], rgb.shape[0]
-    )  # fmt: skip
+    )
     return np.asarray(canvas), framed_mask, framing
 
 
@@ -125,7 +131,9 @@ def _box_normalised(mask: np.ndarray, size: int = 64) -> np.ndarray:
     new_w, new_h = max(1, round(cut.shape[1] * scale)), max(1, round(cut.shape[0] * scale))
     resized = np.asarray(PIL.Image.fromarray(cut).resize((new_w, new_h), PIL.Image.Resampling.BILINEAR)) >= 0.5
     square = np.zeros((size, size), dtype=bool)
-    square[(size - new_h) // 2 : (size - new_h) // 2 + new_h, (size - new_w) // 2 : (size - new_w) // 2 + new_w] = resized
+    square[(size - new_h) // 2 : (size - new_h) // 2 + new_h, (size - new_w) // 2 : (size - new_w) // 2 + new_w] = (
+        resized
+    )
     return square
 
 
@@ -157,7 +165,9 @@ def match_silhouette(
     scores = np.zeros((len(elevations), len(azimuths)))
     for i, elevation in enumerate(elevations):
         for j, azimuth in enumerate(azimuths):
-            silhouette = _box_normalised(render([mesh], orbit_camera(elevation, azimuth, radius, K, size, size)).mask(0))
+            silhouette = _box_normalised(
+                render([mesh], orbit_camera(elevation, azimuth, radius, K, size, size)).mask(0)
+            )
             union = (silhouette | target).sum()
             scores[i, j] = (silhouette & target).sum() / union if union else 0.0
     i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)

@@ -33,8 +33,14 @@ logger = logging.getLogger(__name__)
 INSTALL_HINT = "the nerfstudio backend needs nerfstudio's CLI (ns-train, ns-export): pip install nerfstudio"
 # Keep the p2g3d world frame: no auto-orientation, centring or scaling of the poses.
 DATAPARSER_ARGUMENTS = [
-    "nerfstudio-data", "--orientation-method", "none", "--center-method", "none", "--auto-scale-poses", "False",
-]  # fmt: skip
+    "nerfstudio-data",
+    "--orientation-method",
+    "none",
+    "--center-method",
+    "none",
+    "--auto-scale-poses",
+    "False",
+]
 
 
 def write_nerfstudio_dataset(views: Sequence[MaskedView], folder: str | os.PathLike) -> Path:
@@ -79,10 +85,19 @@ class NerfstudioReconstructor:
     def commands(self, dataset: Path, runs: Path) -> list[str]:
         """The ``ns-train`` command line for ``dataset`` (``ns-export`` follows once the run's config exists)."""
         train = [
-            "ns-train", self.method, "--output-dir", str(runs), "--max-num-iterations", str(self.iterations),
-            "--viewer.quit-on-train-completion", "True", "--vis", "tensorboard",
-            "--machine.device-type", self.device,
-        ]  # fmt: skip
+            "ns-train",
+            self.method,
+            "--output-dir",
+            str(runs),
+            "--max-num-iterations",
+            str(self.iterations),
+            "--viewer.quit-on-train-completion",
+            "True",
+            "--vis",
+            "tensorboard",
+            "--machine.device-type",
+            self.device,
+        ]
         if self.method == "nerfacto" and self.export == "poisson":
             train += ["--pipeline.model.predict-normals", "True"]
         return train + ["--data", str(dataset)] + DATAPARSER_ARGUMENTS
@@ -101,7 +116,8 @@ class NerfstudioReconstructor:
                 raise RuntimeError(f"ns-train wrote no config.yml under {runs}")
             export_dir = workdir / "export"
             subprocess.run(
-                ["ns-export", self.export, "--load-config", str(configs[-1]), "--output-dir", str(export_dir)], check=True
+                ["ns-export", self.export, "--load-config", str(configs[-1]), "--output-dir", str(export_dir)],
+                check=True,
             )
             meshes = sorted(export_dir.glob("*.ply")) + sorted(export_dir.glob("*.obj"))
             if not meshes:

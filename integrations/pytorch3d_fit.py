@@ -1,4 +1,4 @@
-"""Silhouette mesh fitting with pytorch3d's differentiable renderer (optional extra: ``pip install 'p2g3d[pytorch3d]'``).
+"""Silhouette mesh fitting with pytorch3d's differentiable renderer (extra: ``pip install 'p2g3d[pytorch3d]'``).
 
 Starts from the visual hull of the views (:mod:`p2g3d.integrations.carving`) or from a sphere, then moves the
 vertices so that the
@@ -91,11 +91,14 @@ class SilhouetteFitReconstructor:
         for view in views:
             params = to_pytorch3d(view.camera)
             cameras = renderer.PerspectiveCameras(
-                R=torch.tensor(params["R"], dtype=torch.float32), T=torch.tensor(params["T"], dtype=torch.float32),
+                R=torch.tensor(params["R"], dtype=torch.float32),
+                T=torch.tensor(params["T"], dtype=torch.float32),
                 focal_length=torch.tensor(params["focal_length"], dtype=torch.float32),
                 principal_point=torch.tensor(params["principal_point"], dtype=torch.float32),
-                image_size=torch.tensor(params["image_size"]), in_ndc=True, device=self.device,
-            )  # fmt: skip
+                image_size=torch.tensor(params["image_size"]),
+                in_ndc=True,
+                device=self.device,
+            )
             settings = renderer.RasterizationSettings(
                 image_size=(view.camera.height, view.camera.width),
                 blur_radius=float(np.log(1.0 / 1e-4 - 1.0) * self.sigma),
@@ -115,7 +118,9 @@ class SilhouetteFitReconstructor:
         check_views(views)
         pytorch3d = import_pytorch3d()
         loss_fns = pytorch3d.loss
-        start = self.hull.reconstruct(views) if self.init == "hull" else trimesh.creation.icosphere(3, self.sphere_radius)
+        start = (
+            self.hull.reconstruct(views) if self.init == "hull" else trimesh.creation.icosphere(3, self.sphere_radius)
+        )
         vertices = torch.tensor(np.asarray(start.vertices), dtype=torch.float32, device=self.device)
         faces = torch.tensor(np.asarray(start.faces), dtype=torch.int64, device=self.device)
         source = pytorch3d.structures.Meshes(verts=[vertices], faces=[faces])

@@ -94,17 +94,27 @@ class ShapEImageTo3D:
         self.pipeline.set_progress_bar_config(disable=not show_progress, leave=False)
         generator = torch.Generator().manual_seed(seed)
         latents = self.pipeline(
-            PIL.Image.fromarray(image), num_inference_steps=self.num_inference_steps, guidance_scale=self.guidance_scale,
-            generator=generator, output_type="latent",
-        ).images  # fmt: skip
+            PIL.Image.fromarray(image),
+            num_inference_steps=self.num_inference_steps,
+            guidance_scale=self.guidance_scale,
+            generator=generator,
+            output_type="latent",
+        ).images
         with torch.no_grad():
-            decoded = self.pipeline.shap_e_renderer.decode_to_mesh(latents[0][None], self.device, grid_size=self.grid_size)
+            decoded = self.pipeline.shap_e_renderer.decode_to_mesh(
+                latents[0][None], self.device, grid_size=self.grid_size
+            )
         mesh = decoded_to_trimesh(decoded)
         low, high = mesh.bounds
         mesh.apply_translation(-(low + high) / 2)
         mesh.apply_scale(1.0 / float((high - low).max()))
         match = match_silhouette(mesh, mask)
-        logger.info("Shap-E input camera: elevation %.0f, azimuth %.0f (silhouette IoU %.3f)", match.elevation, match.azimuth, match.iou)
+        logger.info(
+            "Shap-E input camera: elevation %.0f, azimuth %.0f (silhouette IoU %.3f)",
+            match.elevation,
+            match.azimuth,
+            match.iou,
+        )
         mesh.apply_transform(trimesh.transformations.rotation_matrix(np.radians(-match.azimuth), (0, 0, 1)))
         K = intrinsics_from_fov(ZERO123_FOV_DEG, INPUT_SIZE, INPUT_SIZE)
         camera: Camera = fit_radius(mesh, orbit_camera(match.elevation, 0.0, 1.5, K, INPUT_SIZE, INPUT_SIZE), mask)

@@ -50,7 +50,9 @@ class NovelViewSettings(SamplingSettings):
     """Settings of :class:`NovelViewGenerator` (the ``p2g3d views`` options are generated from these fields);
     as :class:`~p2g3d.sampling.SamplingSettings` with Zero-1-to-3's official guidance 3.0."""
 
-    guidance_scale: float = field(default=3.0, metadata={"flag": "--guidance", "help": "classifier-free guidance scale"})
+    guidance_scale: float = field(
+        default=3.0, metadata={"flag": "--guidance", "help": "classifier-free guidance scale"}
+    )
 
 
 def reframe_for_zero123(source, size: int = TRAINING_SIZE, object_size: int | None = None) -> np.ndarray:
@@ -190,10 +192,17 @@ class NovelViewGenerator:
         generators, latents = seeded_noise(self.pipeline, [derive_seed(seed, v, s) for v, s in batch])
         polar, azimuth, radius = (list(values) for values in zip(*poses))
         output = self.pipeline(
-            image=image, polar=polar, azimuth=azimuth, radius=radius, num_inference_steps=self.settings.num_inference_steps,
-            guidance_scale=self.settings.guidance_scale, eta=self.settings.eta, generator=generators, latents=latents,
+            image=image,
+            polar=polar,
+            azimuth=azimuth,
+            radius=radius,
+            num_inference_steps=self.settings.num_inference_steps,
+            guidance_scale=self.settings.guidance_scale,
+            eta=self.settings.eta,
+            generator=generators,
+            latents=latents,
             output_type="pt",
-        )  # fmt: skip
+        )
         return to_uint8(output.images)
 
 
@@ -254,16 +263,22 @@ class Zero123ImageTo3D:
         self.input_elevation, self.use_input_view = float(input_elevation), use_input_view
         self.largest_part_only = largest_part_only
         self.generator = NovelViewGenerator.from_pretrained(
-            model, device=device, dtype=dtype, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+            model,
+            device=device,
+            dtype=dtype,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
             batch_size=batch_size,
-        )  # fmt: skip
+        )
 
     def generate(self, source, *, seed: int = 0, show_progress: bool = True) -> ImageTo3DResult:
         """Mesh of ``source`` (AmodalObject, RGBA cut-out or ``(rgb, mask)``) and its input camera."""
         size = self.generator.size
         image, mask, framing = frame_on_white(source, size)
         input_camera = self.generator.input_camera(self.input_elevation)
-        cameras = [camera for elevation in self.ring_elevations for camera in self.generator.orbit(self.num_views, elevation)]
+        cameras = [
+            camera for elevation in self.ring_elevations for camera in self.generator.orbit(self.num_views, elevation)
+        ]
         generated = self.generator(  # frames the source exactly as frame_on_white above
             source, cameras, input_elevation=self.input_elevation, seed=seed, show_progress=show_progress
         )

@@ -20,7 +20,9 @@ TOLERANCES = {torch.float32: 1e-3, torch.float16: 2e-2, torch.bfloat16: 5e-2}
 """Largest accepted |compiled - eager| of the predicted noise (unit variance), per weights dtype."""
 
 
-def compile_unet(pipeline, mode: str = "default", *, backend: str = "inductor", tolerance: float | None = None) -> float:
+def compile_unet(
+    pipeline, mode: str = "default", *, backend: str = "inductor", tolerance: float | None = None
+) -> float:
     """Compile ``pipeline.unet`` in place and check it against the eager UNet; returns the measured max deviation.
 
     Args:
@@ -43,7 +45,9 @@ def compile_unet(pipeline, mode: str = "default", *, backend: str = "inductor", 
         actual = compiled(*inputs[:2], encoder_hidden_states=inputs[2]).sample.float()
     deviation = float((actual - expected).abs().max())
     if not deviation <= tolerance:
-        raise ValueError(f"the compiled UNet ({mode}, {backend}) deviates from eager by {deviation:.3g} > {tolerance:g}")
+        raise ValueError(
+            f"the compiled UNet ({mode}, {backend}) deviates from eager by {deviation:.3g} > {tolerance:g}"
+        )
     pipeline.unet = compiled
     logger.info("UNet compiled (%s, %s); max deviation from eager %.3g", mode, backend, deviation)
     return deviation

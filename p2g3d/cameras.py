@@ -332,6 +332,10 @@ def camera_from_zero123(
     """The camera a Zero-1-to-3 relative pose leads to from ``source`` (same intrinsics, looking at the origin)."""
     elevation, azimuth, radius = position_to_spherical(source.center)
     return orbit_camera(
-        elevation - delta_polar_deg, azimuth + delta_azimuth_deg, radius + delta_radius, source.K, source.width,
+        elevation - delta_polar_deg,
+        azimuth + delta_azimuth_deg,
+        radius + delta_radius,
+        source.K,
+        source.width,
         source.height,
-    )  # fmt: skip
+    )

@@ -80,7 +80,9 @@ def load_lightning_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor
             checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         if "global" not in str(error).lower():  # not a forbidden global: the file is no pickle at all
-            raise UnsafeCheckpointError(f"{path} is not a readable PyTorch checkpoint: {str(error).splitlines()[0]}") from error
+            raise UnsafeCheckpointError(
+                f"{path} is not a readable PyTorch checkpoint: {str(error).splitlines()[0]}"
+            ) from error
         raise UnsafeCheckpointError(
             f"refused to load {path}: it references code outside the allowlist of checkpoint globals "
             f"(nothing from it was executed). Details: {str(error).splitlines()[0]}"

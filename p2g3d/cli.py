@@ -91,16 +91,20 @@ def _add_runtime_arguments(command: argparse.ArgumentParser, seed_help: str = "r
 
     command.add_argument("--seed", type=int, default=0, help=seed_help)
     command.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
-    command.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="weights dtype (default: fp16 on cuda, else fp32)")
+    command.add_argument(
+        "--dtype", choices=tuple(DTYPES), default=None, help="weights dtype (default: fp16 on cuda, else fp32)"
+    )
 
 
 def _add_compile_argument(command: argparse.ArgumentParser) -> None:
     from .acceleration import COMPILE_MODES
 
     command.add_argument(
-        "--compile", choices=COMPILE_MODES, default=None,
+        "--compile",
+        choices=COMPILE_MODES,
+        default=None,
         help="torch.compile the UNet (checked against eager on load; reduce-overhead adds CUDA graphs); default eager",
-    )  # fmt: skip
+    )
 
 
 def _add_batch(command: argparse.ArgumentParser) -> None:
@@ -108,13 +112,21 @@ def _add_batch(command: argparse.ArgumentParser) -> None:
     from .jobs.batch import run_batch as run_batch_job
     from .sampling import CompletionSettings
 
-    command.add_argument("input", type=Path, help="folder of images with NAME_mask*.png, a .jsonl manifest, or a COCO-style .json")
+    command.add_argument(
+        "input", type=Path, help="folder of images with NAME_mask*.png, a .jsonl manifest, or a COCO-style .json"
+    )
     command.add_argument("--images", type=Path, default=None, help="image folder of a COCO-style annotation file")
     command.add_argument("-o", "--output", type=Path, required=True, help="output folder (a rerun resumes it)")
     command.add_argument("--model", default=None, help="model folder or hub id (default: the embedded demo model)")
-    command.add_argument("--engine", choices=ENGINES, default="in-process", help="accelerate: under `accelerate launch`")
-    command.add_argument("--pack", type=_positive_int, default=library_default(run_batch_job, "pack"),
-                         help="items per completer call: their objects and samples share the model's batches")
+    command.add_argument(
+        "--engine", choices=ENGINES, default="in-process", help="accelerate: under `accelerate launch`"
+    )
+    command.add_argument(
+        "--pack",
+        type=_positive_int,
+        default=library_default(run_batch_job, "pack"),
+        help="items per completer call: their objects and samples share the model's batches",
+    )
     add_settings_arguments(command, CompletionSettings)
     _add_runtime_arguments(command, "run seed; each item's seed derives from it and the item id")
     _add_compile_argument(command)
@@ -125,18 +137,21 @@ def _add_convert(command: argparse.ArgumentParser) -> None:
     from .runtime import DTYPES
 
     command.add_argument(
-        "checkpoint", type=Path,
+        "checkpoint",
+        type=Path,
         help="official Lightning .ckpt: pix2gestalt (epoch=000005.ckpt) or Zero-1-to-3 (105000.ckpt, zero123-xl.ckpt)",
-    )  # fmt: skip
+    )
     command.add_argument("output_dir", type=Path, help="folder to write (diffusers layout, safetensors)")
     command.add_argument("--config", type=Path, default=None, help="official yaml (default: the packaged one)")
     dtype = library_default(convert_checkpoint, "dtype")
     command.add_argument("--dtype", choices=tuple(DTYPES), default=dtype, help="weights dtype")
     command.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     command.add_argument(
-        "--unet-weights", choices=UNET_WEIGHTS, default=library_default(convert_checkpoint, "unet_weights"),
+        "--unet-weights",
+        choices=UNET_WEIGHTS,
+        default=library_default(convert_checkpoint, "unet_weights"),
         help="EMA (default, what official inference uses) or raw, for checkpoints saved without EMA",
-    )  # fmt: skip
+    )
 
 
 def _add_complete(command: argparse.ArgumentParser) -> None:
@@ -159,17 +174,25 @@ def _add_image_to_3d(command: argparse.ArgumentParser) -> None:
     command.add_argument("image", type=Path, help="scene image (8-bit PNG / JPEG)")
     command.add_argument("--mask", type=Path, action="append", required=True, help="visible mask (repeatable)")
     command.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    command.add_argument("--backend", choices=available_backends(IMAGE_TO_3D), default="zero123", help="image-to-3D backend")
+    command.add_argument(
+        "--backend", choices=available_backends(IMAGE_TO_3D), default="zero123", help="image-to-3D backend"
+    )
     command.add_argument("--model", default=None, help="pix2gestalt model folder or hub id (default: embedded)")
-    command.add_argument("--backend-model", default=None, help="the backend's model folder or hub id (default: its own)")
-    command.add_argument("--no-complete", action="store_true", help="hand the visible cut-outs to the backend as they are")
+    command.add_argument(
+        "--backend-model", default=None, help="the backend's model folder or hub id (default: its own)"
+    )
+    command.add_argument(
+        "--no-complete", action="store_true", help="hand the visible cut-outs to the backend as they are"
+    )
     command.add_argument("--ground-truth", type=Path, default=None, help="mesh to compare each object's mesh with")
     command.add_argument("--protocol", choices=PROTOCOLS, default="triposr", help="metric protocol for --ground-truth")
     add_settings_arguments(command, CompletionSettings)
     backend = command.add_argument_group("backend options (given only when set; a backend refuses options it lacks)")
     backend.add_argument("--views", dest="num_views", type=_positive_int, default=None, help="zero123: views per ring")
     backend.add_argument("--input-elevation", type=float, default=None, help="zero123: input view elevation, degrees")
-    backend.add_argument("--backend-steps", dest="backend_steps", type=_positive_int, default=None, help="backend sampling steps")
+    backend.add_argument(
+        "--backend-steps", dest="backend_steps", type=_positive_int, default=None, help="backend sampling steps"
+    )
     backend.add_argument("--grid-size", type=_positive_int, default=None, help="shap-e: marching-cubes grid per side")
     _add_runtime_arguments(command)
 
@@ -180,7 +203,9 @@ def _add_views(command: argparse.ArgumentParser) -> None:
     command.add_argument("image", type=Path, help="RGBA cut-out (alpha = object), or RGB with --mask")
     command.add_argument("--mask", type=Path, default=None, help="object mask for an RGB image")
     command.add_argument(
-        "--model", default=None, help="converted Zero-1-to-3 folder, community folder or hub id (default: the embedded model)"
+        "--model",
+        default=None,
+        help="converted Zero-1-to-3 folder, community folder or hub id (default: the embedded model)",
     )
     command.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     add_settings_arguments(command, NovelViewSettings)
@@ -213,7 +238,9 @@ def _add_evaluate(command: argparse.ArgumentParser) -> None:
     command.add_argument("gt", type=Path, help="ground-truth mesh")
     command.add_argument("--protocol", choices=PROTOCOLS, default=library_default(evaluate, "protocol"))
     command.add_argument("--points", type=_positive_int, default=library_default(evaluate, "num_points"))
-    command.add_argument("--volume-resolution", type=_positive_int, default=library_default(evaluate, "volume_resolution"))
+    command.add_argument(
+        "--volume-resolution", type=_positive_int, default=library_default(evaluate, "volume_resolution")
+    )
     command.add_argument("--seed", type=int, default=library_default(evaluate, "seed"))
     command.add_argument("-o", "--output", type=Path, default=None, help="also write the JSON here")
 
@@ -227,7 +254,9 @@ def _add_demo(command: argparse.ArgumentParser) -> None:
     for name in ("scenes", "steps", "samples"):
         command.add_argument(f"--{name}", type=_positive_int, default=library_default(run_demo, name))
     command.add_argument("--seed", type=int, default=library_default(run_demo, "seed"))
-    command.add_argument("--style", choices=SCENE_STYLES, default=library_default(run_demo, "style"), help="scene style")
+    command.add_argument(
+        "--style", choices=SCENE_STYLES, default=library_default(run_demo, "style"), help="scene style"
+    )
     command.add_argument("--device", default=None)
 
 
@@ -237,11 +266,15 @@ def _add_make_data(command: argparse.ArgumentParser) -> None:
     command.add_argument("output", type=Path, help="dataset folder to write")
     command.add_argument("--count", type=_positive_int, default=1000)
     command.add_argument("--seed", type=int, default=library_default(write_synthetic_dataset, "seed"))
-    command.add_argument("--image-size", type=_positive_int, default=library_default(write_synthetic_dataset, "image_size"))
     command.add_argument(
-        "--factors", choices=FACTOR_SETS, default=library_default(write_synthetic_dataset, "factors"),
+        "--image-size", type=_positive_int, default=library_default(write_synthetic_dataset, "image_size")
+    )
+    command.add_argument(
+        "--factors",
+        choices=FACTOR_SETS,
+        default=library_default(write_synthetic_dataset, "factors"),
         help="'train': training factors only; 'held-out': each sample shows one factor left out of training",
-    )  # fmt: skip
+    )
     command.add_argument("--overwrite", action="store_true", help="replace an earlier dataset in the output folder")
 
 
@@ -259,7 +292,9 @@ def _add_eval_amodal(command: argparse.ArgumentParser) -> None:
     command.add_argument("--cocoa", type=Path, default=None, help="COCOA / BSDS-A style annotation json")
     command.add_argument("--images", type=Path, default=None, help="image root for --cocoa")
     command.add_argument("--limit", type=_positive_int, default=None, help="evaluate at most this many objects")
-    command.add_argument("--group-by", default=None, help="also report each value of this sample factor (e.g. held_out)")
+    command.add_argument(
+        "--group-by", default=None, help="also report each value of this sample factor (e.g. held_out)"
+    )
     command.add_argument("-o", "--output", type=Path, default=None, help="also write the JSON here")
     add_settings_arguments(command, CompletionSettings)
     _add_runtime_arguments(command, "base seed; object i uses seed + i")
@@ -349,9 +384,15 @@ def run_batch(args: argparse.Namespace) -> int:
 
     fingerprint = {"model": str(args.model or "embedded"), "dtype": args.dtype, "settings": settings}
     summary = batch(
-        args.input, args.output, make_completer, fingerprint, images=args.images, seed=args.seed, engine=args.engine,
+        args.input,
+        args.output,
+        make_completer,
+        fingerprint,
+        images=args.images,
+        seed=args.seed,
+        engine=args.engine,
         pack=args.pack,
-    )  # fmt: skip
+    )
     if summary:
         print(json.dumps(summary, indent=2))
     return 0
@@ -370,9 +411,18 @@ def run_image_to_3d(args: argparse.Namespace) -> int:
     check_output_folder(args.output)
     settings = settings_from_arguments(CompletionSettings, args)
     CompletionSettings(**settings)
-    options = {"model": args.backend_model, "device": args.device, "dtype": args.dtype, "num_views": args.num_views,
-               "input_elevation": args.input_elevation, "num_inference_steps": args.backend_steps, "grid_size": args.grid_size}  # fmt: skip
-    backend = create_backend(args.backend, IMAGE_TO_3D, **{key: value for key, value in options.items() if value is not None})
+    options = {
+        "model": args.backend_model,
+        "device": args.device,
+        "dtype": args.dtype,
+        "num_views": args.num_views,
+        "input_elevation": args.input_elevation,
+        "num_inference_steps": args.backend_steps,
+        "grid_size": args.grid_size,
+    }
+    backend = create_backend(
+        args.backend, IMAGE_TO_3D, **{key: value for key, value in options.items() if value is not None}
+    )
     completer = None
     if not args.no_complete:
         from .completer import AmodalCompleter
@@ -381,15 +431,22 @@ def run_image_to_3d(args: argparse.Namespace) -> int:
     from .jobs.image_to_3d import occluded_image_to_meshes
 
     records = occluded_image_to_meshes(
-        image, masks, backend, args.output, completer=completer, ground_truth=ground_truth, protocol=args.protocol,
+        image,
+        masks,
+        backend,
+        args.output,
+        completer=completer,
+        ground_truth=ground_truth,
+        protocol=args.protocol,
         seed=args.seed,
-    )  # fmt: skip
+    )
     for record in records:
         line = f"object {record['object']}: {args.output / record['mesh']}"
         if "metrics" in record:
             metrics = record["metrics"]
             iou = metrics["volume_iou"]
-            line += f"  chamfer {metrics['chamfer']:.4f}  volume IoU {'n/a' if iou is None else f'{iou:.4f}'} ({args.protocol})"
+            iou_text = "n/a" if iou is None else f"{iou:.4f}"
+            line += f"  chamfer {metrics['chamfer']:.4f}  volume IoU {iou_text} ({args.protocol})"
         print(line)
     return 0
 
@@ -406,19 +463,32 @@ def run_views(args: argparse.Namespace) -> int:
     elevation = args.input_elevation if args.elevation is None else args.elevation
     cameras = generator.orbit(args.num_views, elevation_deg=elevation, radius=args.radius)
     views = generator(
-        source, cameras, input_elevation=args.input_elevation, input_radius=args.radius, num_samples=args.samples,
+        source,
+        cameras,
+        input_elevation=args.input_elevation,
+        input_radius=args.radius,
+        num_samples=args.samples,
         seed=args.seed,
-    )  # fmt: skip
+    )
     save_png(args.output / "input.png", reframe_for_zero123(source, generator.size))
     header = {
         "input": {"file": "input.png", "camera": generator.input_camera(args.input_elevation, args.radius).to_dict()},
-        "settings": {**settings, "seed": args.seed, "samples": args.samples, "input_elevation": args.input_elevation,
-                     "elevation": elevation, "radius": args.radius},
-    }  # fmt: skip
+        "settings": {
+            **settings,
+            "seed": args.seed,
+            "samples": args.samples,
+            "input_elevation": args.input_elevation,
+            "elevation": elevation,
+            "radius": args.radius,
+        },
+    }
     save_views(
-        [view.masked_view() for view in views], args.output, names=[view.stem for view in views],
-        extra=[view.index_fields for view in views], header=header,
-    )  # fmt: skip
+        [view.masked_view() for view in views],
+        args.output,
+        names=[view.stem for view in views],
+        extra=[view.index_fields for view in views],
+        header=header,
+    )
     logger.info("wrote %d view(s) to %s", len(views), args.output)
     return 0
 
@@ -451,9 +521,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.output is not None:
         check_output_file(args.output)
     result = evaluate(
-        args.pred, args.gt, args.protocol, num_points=args.points, volume_resolution=args.volume_resolution,
+        args.pred,
+        args.gt,
+        args.protocol,
+        num_points=args.points,
+        volume_resolution=args.volume_resolution,
         seed=args.seed,
-    )  # fmt: skip
+    )
     if args.output is not None:
         save_json(args.output, result)
     print(json.dumps({k: v for k, v in result.items() if k != "alignment"}, indent=2))
@@ -466,9 +540,15 @@ def run_demo(args: argparse.Namespace) -> int:
 
     check_output_folder(args.output)
     table = demo(
-        args.output, scenes=args.scenes, model=args.model, steps=args.steps, samples=args.samples, seed=args.seed,
-        style=args.style, device=args.device,
-    )  # fmt: skip
+        args.output,
+        scenes=args.scenes,
+        model=args.model,
+        steps=args.steps,
+        samples=args.samples,
+        seed=args.seed,
+        style=args.style,
+        device=args.device,
+    )
     print(table)
     print(f"\nmeshes (.glb), previews and metrics in {args.output}/")
     return 0
@@ -478,7 +558,12 @@ def run_make_data(args: argparse.Namespace) -> int:
     from .training.composite import write_synthetic_dataset
 
     write_synthetic_dataset(
-        args.output, args.count, seed=args.seed, image_size=args.image_size, factors=args.factors, overwrite=args.overwrite
+        args.output,
+        args.count,
+        seed=args.seed,
+        image_size=args.image_size,
+        factors=args.factors,
+        overwrite=args.overwrite,
     )
     logger.info("wrote %d samples to %s", args.count, args.output)
     return 0
@@ -517,11 +602,18 @@ def run_eval_amodal(args: argparse.Namespace) -> int:
 
 
 HANDLERS = {
-    "batch": run_batch, "convert": run_convert, "complete": run_complete, "views": run_views, "reconstruct": run_reconstruct,
+    "batch": run_batch,
+    "convert": run_convert,
+    "complete": run_complete,
+    "views": run_views,
+    "reconstruct": run_reconstruct,
     "image-to-3d": run_image_to_3d,
-    "evaluate": run_evaluate, "make-data": run_make_data, "demo": run_demo, "train": run_train,
+    "evaluate": run_evaluate,
+    "make-data": run_make_data,
+    "demo": run_demo,
+    "train": run_train,
     "eval-amodal": run_eval_amodal,
-}  # fmt: skip
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,7 +79,9 @@ class AmodalCompleter:
     def __init__(self, pipeline: Pix2GestaltPipeline, *, device_postprocess: bool | None = None, **settings):
         self.pipeline = pipeline
         self.settings = CompletionSettings(**settings)
-        self.device_postprocess = pipeline.device.type == "cuda" if device_postprocess is None else bool(device_postprocess)
+        self.device_postprocess = (
+            pipeline.device.type == "cuda" if device_postprocess is None else bool(device_postprocess)
+        )
 
     @classmethod
     def from_pretrained(
@@ -108,7 +110,9 @@ class AmodalCompleter:
             logger.info(DEFAULT_MODEL_NOTE)
             path_or_hub_id = default_model_path()
         resolved_device = resolve_device(device)
-        pipeline = load_pipeline(Pix2GestaltPipeline, path_or_hub_id, resolved_device, resolve_dtype(dtype, resolved_device))
+        pipeline = load_pipeline(
+            Pix2GestaltPipeline, path_or_hub_id, resolved_device, resolve_dtype(dtype, resolved_device)
+        )
         if compile_mode is not None:
             compile_unet(pipeline, compile_mode)
         return cls(pipeline, **settings)
@@ -141,7 +145,9 @@ class AmodalCompleter:
         Returns:
             One :class:`AmodalObject` per visible mask, in input order (label maps: increasing label).
         """
-        (objects,) = self.complete_many([(image, visible_masks, seed)], num_samples=num_samples, show_progress=show_progress)
+        (objects,) = self.complete_many(
+            [(image, visible_masks, seed)], num_samples=num_samples, show_progress=show_progress
+        )
         return objects
 
     def complete_many(
@@ -157,11 +163,15 @@ class AmodalCompleter:
             raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
         prepared = [self._prepare(image, visible_masks) for image, visible_masks, _ in scenes]
         seeds = [seed for _, _, seed in scenes]
-        triples = [(s, i, j) for s, scene in enumerate(prepared) for i in range(len(scene.objects)) for j in range(num_samples)]
+        triples = [
+            (s, i, j) for s, scene in enumerate(prepared) for i in range(len(scene.objects)) for j in range(num_samples)
+        ]
         samples = [self._empty_samples(len(scene.objects), num_samples) for scene in prepared]
         batches = batched(triples, self.settings.batch_size)
         self.pipeline.set_progress_bar_config(disable=not show_progress, leave=False)
-        for batch in tqdm(batches, desc="amodal completion", unit="batch", disable=not show_progress or len(batches) < 2):
+        for batch in tqdm(
+            batches, desc="amodal completion", unit="batch", disable=not show_progress or len(batches) < 2
+        ):
             for (s, i, j), sample in zip(batch, self._sample(prepared, seeds, batch)):
                 samples[s][i, j] = sample
         return [
@@ -187,7 +197,9 @@ class AmodalCompleter:
         """Storage for an image's samples: ``(K, N, size, size, 3)`` uint8 array, or ``(K, N, 3, size, size)`` uint8
         tensor on the pipeline's device with ``device_postprocess``."""
         if self.device_postprocess:
-            return torch.empty((objects, num_samples, 3, self.size, self.size), dtype=torch.uint8, device=self.pipeline.device)
+            return torch.empty(
+                (objects, num_samples, 3, self.size, self.size), dtype=torch.uint8, device=self.pipeline.device
+            )
         return np.empty((objects, num_samples, self.size, self.size, 3), np.uint8)
 
     def _sample(self, prepared: Sequence[PreparedScene], seeds: Sequence[int], batch):

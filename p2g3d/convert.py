@@ -54,23 +54,41 @@ CLIP_VISUAL_PREFIX = "cond_stage_model.model.visual."
 CC_PROJECTION_PREFIX = "cc_projection."
 SCHEDULE_BUFFERS = frozenset(
     {
-        "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
-        "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod",
-        "posterior_variance", "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2",
+        "betas",
+        "alphas_cumprod",
+        "alphas_cumprod_prev",
+        "sqrt_alphas_cumprod",
+        "sqrt_one_minus_alphas_cumprod",
+        "log_one_minus_alphas_cumprod",
+        "sqrt_recip_alphas_cumprod",
+        "sqrt_recipm1_alphas_cumprod",
+        "posterior_variance",
+        "posterior_log_variance_clipped",
+        "posterior_mean_coef1",
+        "posterior_mean_coef2",
     }
-)  # fmt: skip
+)
 EMA_BOOKKEEPING = frozenset({"model_ema.decay", "model_ema.num_updates"})
 CLIP_TEXT_LEFTOVERS = frozenset(
     {
-        "cond_stage_model.model.positional_embedding", "cond_stage_model.model.text_projection",
-        "cond_stage_model.model.logit_scale", "cond_stage_model.model.token_embedding.weight",
-        "cond_stage_model.model.ln_final.weight", "cond_stage_model.model.ln_final.bias",
+        "cond_stage_model.model.positional_embedding",
+        "cond_stage_model.model.text_projection",
+        "cond_stage_model.model.logit_scale",
+        "cond_stage_model.model.token_embedding.weight",
+        "cond_stage_model.model.ln_final.weight",
+        "cond_stage_model.model.ln_final.bias",
     }
-)  # fmt: skip
+)
 UNET_WEIGHTS = ("ema", "raw")
 CONVERTED_FOLDER_ENTRIES = {
-    "model_index.json", "conversion.json", "vae", "image_encoder", "unet", "cc_projection", "scheduler",
-}  # fmt: skip
+    "model_index.json",
+    "conversion.json",
+    "vae",
+    "image_encoder",
+    "unet",
+    "cc_projection",
+    "scheduler",
+}
 
 
 @dataclass(frozen=True)
@@ -124,12 +142,12 @@ def detect_family(state_dict: dict[str, torch.Tensor]) -> Family:
     """The model family of an official checkpoint, from its UNet input channels."""
     conv_in = state_dict.get(RAW_UNET_PREFIX + "input_blocks.0.0.weight")
     if conv_in is None:
-        raise ConversionError("checkpoint has no UNet input convolution (model.diffusion_model.input_blocks.0.0.weight)")
+        raise ConversionError(
+            "checkpoint has no UNet input convolution (model.diffusion_model.input_blocks.0.0.weight)"
+        )
     channels = conv_in.shape[1]
     if channels not in FAMILIES:
-        raise ConversionError(
-            f"UNet takes {channels} input channels; expected 12 (pix2gestalt) or 8 (Zero-1-to-3)"
-        )
+        raise ConversionError(f"UNet takes {channels} input channels; expected 12 (pix2gestalt) or 8 (Zero-1-to-3)")
     return FAMILIES[channels]
 
 
@@ -150,7 +168,9 @@ def _ema_unet_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch
             continue
         ema_weight = state_dict[ema_name]
         if ema_weight.shape != state_dict[raw_name].shape:
-            raise ConversionError(f"{ema_name} has shape {tuple(ema_weight.shape)}, raw weight {tuple(state_dict[raw_name].shape)}")
+            raise ConversionError(
+                f"{ema_name} has shape {tuple(ema_weight.shape)}, raw weight {tuple(state_dict[raw_name].shape)}"
+            )
         ema_weights[raw_name] = ema_weight
     if len(missing) == len(raw_names):
         raise ConversionError(
@@ -159,7 +179,8 @@ def _ema_unet_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch
         )
     if missing:
         raise ConversionError(
-            f"checkpoint lacks EMA weights for {len(missing)} of {len(raw_names)} UNet parameters (first: {missing[0]}); "
+            f"checkpoint lacks EMA weights for {len(missing)} of {len(raw_names)} UNet parameters "
+            f"(first: {missing[0]}); "
             "inference needs the EMA UNet, the raw training weights give different outputs"
         )
     return ema_weights
@@ -179,7 +200,11 @@ def _clip_config(state_dict: dict[str, torch.Tensor]) -> dict:
     grid = round((positions - 1) ** 0.5)
     if grid * grid != positions - 1:
         raise ConversionError(f"CLIP positional embedding has {positions} rows, expected 1 + a square number")
-    layer_ids = {int(m.group(1)) for k in state_dict if (m := re.match(re.escape(prefix) + r"transformer\.resblocks\.(\d+)\.", k))}
+    layer_ids = {
+        int(m.group(1))
+        for k in state_dict
+        if (m := re.match(re.escape(prefix) + r"transformer\.resblocks\.(\d+)\.", k))
+    }
     return {
         "hidden_size": width,
         "intermediate_size": mlp.shape[0],
@@ -257,15 +282,21 @@ def _check_layout(state_dict: dict[str, torch.Tensor], family: Family, unet_para
     prefixes = (RAW_UNET_PREFIX, EMA_PREFIX, VAE_PREFIX, CLIP_VISUAL_PREFIX, CC_PROJECTION_PREFIX)
     unknown = sorted(k for k in state_dict if k not in known and not k.startswith(prefixes))
     if unknown:
-        raise ConversionError(f"checkpoint has {len(unknown)} keys outside the {family.name} layout, e.g. {unknown[:5]}")
+        raise ConversionError(
+            f"checkpoint has {len(unknown)} keys outside the {family.name} layout, e.g. {unknown[:5]}"
+        )
 
 
-def _unet_source(state_dict: dict[str, torch.Tensor], unet_weights: str) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+def _unet_source(
+    state_dict: dict[str, torch.Tensor], unet_weights: str
+) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
     """The UNet weights to convert under their raw names (EMA by default), and the count of those left out."""
     ema_keys = {k for k in state_dict if k.startswith(EMA_PREFIX)} - EMA_BOOKKEEPING
     if unet_weights == "raw":
         logger.warning("converting the RAW (non-EMA) UNet weights: outputs differ from the official EMA inference")
-        return {k: v for k, v in state_dict.items() if k.startswith(RAW_UNET_PREFIX)}, {"EMA UNet (not used)": len(ema_keys)}
+        return {k: v for k, v in state_dict.items() if k.startswith(RAW_UNET_PREFIX)}, {
+            "EMA UNet (not used)": len(ema_keys)
+        }
     unet_source = _ema_unet_state_dict(state_dict)
     unused_ema = ema_keys - {EMA_PREFIX + k[len("model.") :].replace(".", "") for k in unet_source}
     if unused_ema:
@@ -321,7 +352,9 @@ def convert_state_dict(
     # VAE, CLIP, cc_projection.
     vae_state_dict = convert_ldm_vae_checkpoint(vae_source, vae_config)
     if len(vae_state_dict) != len(vae_source):
-        raise ConversionError(f"VAE: {len(vae_source)} checkpoint tensors mapped to {len(vae_state_dict)} diffusers tensors")
+        raise ConversionError(
+            f"VAE: {len(vae_source)} checkpoint tensors mapped to {len(vae_state_dict)} diffusers tensors"
+        )
     clip_config = _clip_config(state_dict)
     clip_state_dict, clip_used = _clip_state_dict(state_dict, clip_config["num_hidden_layers"])
     clip_unused = {k for k in state_dict if k.startswith(CLIP_VISUAL_PREFIX)} - clip_used
@@ -401,7 +434,9 @@ def build_components(converted: ConvertedModel, dtype: torch.dtype | None = None
             raise ConversionError(f"{name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
         for key, tensor in given.items():
             if tuple(tensor.shape) != tuple(expected[key].shape):
-                raise ConversionError(f"{name}.{key}: checkpoint shape {tuple(tensor.shape)}, model {tuple(expected[key].shape)}")
+                raise ConversionError(
+                    f"{name}.{key}: checkpoint shape {tuple(tensor.shape)}, model {tuple(expected[key].shape)}"
+                )
         module.load_state_dict({k: v.contiguous() for k, v in given.items()}, strict=True, assign=True)
         if dtype != torch.float32:
             module.to(dtype)
@@ -453,7 +488,9 @@ def convert_checkpoint(
     converted = convert_state_dict(state_dict, config, unet_weights)
     modules = build_components(converted, torch_dtype(dtype))
     pipeline_class = getattr(pipelines, converted.family.pipeline_class_name)
-    pipeline = pipeline_class(scheduler=pipelines.OfficialDDIMScheduler.from_config(converted.scheduler_config), **modules)
+    pipeline = pipeline_class(
+        scheduler=pipelines.OfficialDDIMScheduler.from_config(converted.scheduler_config), **modules
+    )
 
     staging = staging_folder(output_dir)
     try:

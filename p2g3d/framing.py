@@ -73,7 +73,7 @@ def unframe_mask(mask: np.ndarray, frame: Frame) -> np.ndarray:
 
 
 def unframe_images_on_device(images, frame: Frame):
-    """``(N, 3, size, size)`` uint8 tensor -> ``(N, 3, H, W)`` uint8 tensor on the same device (bicubic, antialiased)."""
+    """``(N, 3, size, size)`` uint8 tensor -> ``(N, 3, H, W)`` uint8 tensor on its device (bicubic, antialiased)."""
     import torch
     from kornia.geometry.transform import resize
 
@@ -86,7 +86,9 @@ def unframe_masks_on_device(masks, frame: Frame):
     """``(N, size, size)`` bool tensor -> ``(N, H, W)`` bool tensor on the same device (bilinear, then > 0.5)."""
     from kornia.geometry.transform import resize
 
-    resized = resize(masks[:, None].float(), frame.square, interpolation="bilinear", align_corners=False, antialias=True)
+    resized = resize(
+        masks[:, None].float(), frame.square, interpolation="bilinear", align_corners=False, antialias=True
+    )
     left, top, right, bottom = frame.box
     return resized[:, 0, top:bottom, left:right] > 0.5
 

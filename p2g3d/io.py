@@ -87,7 +87,8 @@ def binary_mask(array: np.ndarray, name: str = "mask") -> np.ndarray:
     if not (np.isin(values, (0, 1)).all() or np.isin(values, (0, 255)).all()):
         shown = values[:6].tolist()
         raise ValueError(
-            f"{name}: a mask must be binary (bool, 0/1 or 0/255), found values {shown}{'...' if len(values) > 6 else ''}"
+            f"{name}: a mask must be binary (bool, 0/1 or 0/255), "
+            f"found values {shown}{'...' if len(values) > 6 else ''}"
         )
     return array != 0
 
@@ -116,7 +117,9 @@ def as_masks(value, name: str = "mask") -> np.ndarray:
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, PIL.Image.Image) for v in value):
         masks = [as_mask(v, f"{name} {i}", allow_empty=True) for i, v in enumerate(value)]
         if len({m.shape for m in masks}) != 1:
-            raise ValueError(f"{name}: all masks of a batch must have the same size, got {sorted({m.shape for m in masks})}")
+            raise ValueError(
+                f"{name}: all masks of a batch must have the same size, got {sorted({m.shape for m in masks})}"
+            )
         return np.stack(masks)
     if isinstance(value, PIL.Image.Image):
         return as_mask(value, name, allow_empty=True)
@@ -174,7 +177,9 @@ def as_cutout(source, name: str = "object") -> tuple[np.ndarray, np.ndarray]:
             if "A" not in source.getbands():
                 raise ValueError(f"{name} has no alpha channel: pass (image, mask) instead")
             source = pil_to_array(source, name)
-        if not (isinstance(source, np.ndarray) and source.ndim == 3 and source.shape[2] == 4 and source.dtype == np.uint8):
+        if not (
+            isinstance(source, np.ndarray) and source.ndim == 3 and source.shape[2] == 4 and source.dtype == np.uint8
+        ):
             raise TypeError(
                 f"{name} must be an AmodalObject, an (H, W, 4) uint8 RGBA cut-out / RGBA PIL image, or an "
                 f"(image, mask) pair; got {type(source).__name__}"
@@ -183,7 +188,9 @@ def as_cutout(source, name: str = "object") -> tuple[np.ndarray, np.ndarray]:
         if not mask.any():
             raise ValueError(f"{name}: the alpha channel is empty (no object)")
     if mask.shape != rgb.shape[:2]:
-        raise ValueError(f"{name}: the mask is {mask.shape[0]}x{mask.shape[1]} but the image is {rgb.shape[0]}x{rgb.shape[1]}")
+        raise ValueError(
+            f"{name}: the mask is {mask.shape[0]}x{mask.shape[1]} but the image is {rgb.shape[0]}x{rgb.shape[1]}"
+        )
     return rgb, mask
 
 
@@ -201,8 +208,10 @@ def object_masks(visible_masks, height: int, width: int) -> list[tuple[int, np.n
         array = _to_numpy(visible_masks, "visible masks")
         if array.ndim == 3 and array.shape[1:] == (height, width):
             masks = [(i, as_mask(m, f"visible mask {i}")) for i, m in enumerate(array)]
-        elif array.ndim == 2 and np.issubdtype(array.dtype, np.integer) and not (
-            np.isin(array, (0, 1)).all() or np.isin(array, (0, 255)).all()
+        elif (
+            array.ndim == 2
+            and np.issubdtype(array.dtype, np.integer)
+            and not (np.isin(array, (0, 1)).all() or np.isin(array, (0, 255)).all())
         ):
             labels = [int(v) for v in np.unique(array) if v != 0]
             masks = [(label, array == label) for label in labels]
@@ -210,7 +219,9 @@ def object_masks(visible_masks, height: int, width: int) -> list[tuple[int, np.n
             masks = [(0, as_mask(visible_masks, "visible mask 0"))]
     for label, mask in masks:
         if mask.shape != (height, width):
-            raise ValueError(f"visible mask {label} is {mask.shape[0]}x{mask.shape[1]} but the image is {height}x{width}")
+            raise ValueError(
+                f"visible mask {label} is {mask.shape[0]}x{mask.shape[1]} but the image is {height}x{width}"
+            )
     return masks
 
 
@@ -259,7 +270,9 @@ def open_image(path: str | os.PathLike) -> PIL.Image.Image:
                 image.load()
                 loaded = image.copy()
     except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as error:
-        raise ValueError(f"{path} is too large to read ({error}); downscale it to at most {MAX_IMAGE_PIXELS} pixels") from error
+        raise ValueError(
+            f"{path} is too large to read ({error}); downscale it to at most {MAX_IMAGE_PIXELS} pixels"
+        ) from error
     except (PIL.UnidentifiedImageError, OSError) as error:
         raise ValueError(f"{path} is not a readable image file ({error.__class__.__name__})") from error
     if loaded.mode not in EIGHT_BIT_MODES or sixteen_bit:
@@ -281,7 +294,9 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     return as_mask(open_image(path), str(path))
 
 
-def load_cutout(image_path: str | os.PathLike, mask_path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_cutout(
+    image_path: str | os.PathLike, mask_path: str | os.PathLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """An RGBA cut-out file, or an image file with a mask file -> ``(rgb, mask)`` (see :func:`as_cutout`)."""
     if mask_path is not None:
         return as_cutout((load_image(image_path), load_mask(mask_path)), str(image_path))
@@ -363,7 +378,9 @@ def check_output_folder(folder: str | os.PathLike, *, min_free_bytes: int = 0) -
         raise ValueError(f"output {folder} is not writable (no write permission on {existing})")
     free = shutil.disk_usage(existing).free
     if free < min_free_bytes:
-        raise ValueError(f"output {folder}: {free / 2**20:.0f} MiB free on its disk, about {min_free_bytes / 2**20:.0f} MiB needed")
+        raise ValueError(
+            f"output {folder}: {free / 2**20:.0f} MiB free on its disk, about {min_free_bytes / 2**20:.0f} MiB needed"
+        )
     return folder
 
 

@@ -48,10 +48,14 @@ def validate_model_folder(path: str | os.PathLike, pipeline_class_name: str | No
     try:
         index = json.loads(index_path.read_text())
     except json.JSONDecodeError as error:
-        raise ModelFolderError(f"{index_path} is not valid JSON ({error.msg}): the folder looks half-written") from error
+        raise ModelFolderError(
+            f"{index_path} is not valid JSON ({error.msg}): the folder looks half-written"
+        ) from error
     found_class = index.get("_class_name")
     if pipeline_class_name is not None and found_class not in COMPATIBLE_CLASSES.get(pipeline_class_name, ()):
-        raise ModelFolderError(f"{folder} holds a {found_class} model, but a {pipeline_class_name} model is needed here")
+        raise ModelFolderError(
+            f"{folder} holds a {found_class} model, but a {pipeline_class_name} model is needed here"
+        )
     components = {name: spec for name, spec in index.items() if not name.startswith("_")}
     for name, spec in components.items():
         sub = folder / name

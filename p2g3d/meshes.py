@@ -89,7 +89,9 @@ def export_mesh(mesh, path: str | os.PathLike) -> Path:
     path = Path(path)
     file_type = path.suffix.lower().lstrip(".")
     if file_type not in FORMATS:
-        raise ValueError(f"unsupported mesh format {path.suffix!r}; expected one of {', '.join('.' + f for f in FORMATS)}")
+        raise ValueError(
+            f"unsupported mesh format {path.suffix!r}; expected one of {', '.join('.' + f for f in FORMATS)}"
+        )
     source = as_trimesh(mesh)
     if len(source.faces) == 0:
         raise ValueError("the mesh has no faces")

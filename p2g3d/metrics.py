@@ -101,7 +101,10 @@ def align_rigid(pred_points: np.ndarray, gt_points: np.ndarray, icp_distance: fl
 
     o3d = import_open3d()
     pred_centre, gt_centre = pred_points.mean(0), gt_points.mean(0)
-    coarse_pred, coarse_gt = pred_points[:: max(1, len(pred_points) // 2000)], gt_points[:: max(1, len(gt_points) // 2000)]
+    coarse_pred, coarse_gt = (
+        pred_points[:: max(1, len(pred_points) // 2000)],
+        gt_points[:: max(1, len(gt_points) // 2000)],
+    )
     best, best_score = np.eye(4), np.inf
     for rotation in _rotation_candidates():
         candidate = np.eye(4)
@@ -114,9 +117,13 @@ def align_rigid(pred_points: np.ndarray, gt_points: np.ndarray, icp_distance: fl
     source = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pred_points))
     target = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(gt_points))
     result = o3d.pipelines.registration.registration_icp(
-        source, target, icp_distance, best, o3d.pipelines.registration.TransformationEstimationPointToPoint(),
+        source,
+        target,
+        icp_distance,
+        best,
+        o3d.pipelines.registration.TransformationEstimationPointToPoint(),
         o3d.pipelines.registration.ICPConvergenceCriteria(max_iteration=100),
-    )  # fmt: skip
+    )
     return np.asarray(result.transformation)
 
 

@@ -58,7 +58,9 @@ def preview_sheet(image: np.ndarray, result: AmodalObject, height: int = PANEL_H
     amodal = np.zeros((*result.amodal_mask.shape, 3), dtype=np.uint8)
     amodal[result.visible_mask] = 255
     amodal[result.occluded_mask] = (255, 150, 0)
-    return np.asarray(panel_row([tint(image, result.visible_mask), result.visible_mask, *result.sample_images, amodal], height))
+    return np.asarray(
+        panel_row([tint(image, result.visible_mask), result.visible_mask, *result.sample_images, amodal], height)
+    )
 
 
 def mask_overlay(mask: np.ndarray, truth: np.ndarray) -> np.ndarray:

@@ -54,7 +54,9 @@ class SamplingSettings:
     ``help`` in each field's metadata), so a default lives here and nowhere else."""
 
     num_inference_steps: int = field(default=50, metadata={"flag": "--steps", "help": "DDIM steps"})
-    guidance_scale: float = field(default=2.0, metadata={"flag": "--guidance", "help": "classifier-free guidance scale"})
+    guidance_scale: float = field(
+        default=2.0, metadata={"flag": "--guidance", "help": "classifier-free guidance scale"}
+    )
     eta: float = field(default=1.0, metadata={"flag": "--eta", "help": "DDIM eta (1 official, 0 deterministic)"})
     batch_size: int = field(default=8, metadata={"flag": "--batch-size", "help": "(item, sample) pairs per model call"})
 
@@ -82,8 +84,12 @@ class CompletionSettings(SamplingSettings):
     """
 
     num_samples: int = field(default=4, metadata={"flag": "--samples", "help": "samples per object, voted per pixel"})
-    framing: str = field(default="squash", metadata={"flag": "--framing", "choices": FRAMINGS, "help": "squash is official"})
-    mask_rule: str = field(default="rgb", metadata={"flag": "--mask-rule", "choices": MASK_RULES, "help": "gray rule for masks"})
+    framing: str = field(
+        default="squash", metadata={"flag": "--framing", "choices": FRAMINGS, "help": "squash is official"}
+    )
+    mask_rule: str = field(
+        default="rgb", metadata={"flag": "--mask-rule", "choices": MASK_RULES, "help": "gray rule for masks"}
+    )
     keep_detached: bool = field(
         default=False, metadata={"flag": "--keep-detached", "help": "keep mask parts not connected to the visible mask"}
     )

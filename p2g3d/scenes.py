@@ -127,7 +127,8 @@ def _composite_parts(rng: np.random.Generator) -> list[Part]:
         parts.append((sdf, color))
         centers.append(center)
     if u() < 0.5:
-        parts += [((lambda sdf: lambda p: sdf(p * np.array([-1.0, 1.0, 1.0])))(sdf), color) for sdf, color in parts]
+        mirror = np.array([-1.0, 1.0, 1.0])
+        parts += [(lambda p, sdf=sdf: sdf(p * mirror), color) for sdf, color in parts]
     return parts
 
 
@@ -140,7 +141,11 @@ def _target_parts(kind: str, rng: np.random.Generator) -> list[Part]:
         w, d, h = u(0.35, 0.5), u(0.25, 0.4), u(0.25, 0.4)
         leg = u(0.03, 0.06)
         parts = [(_box((0, 0, h), (w, d, 0.04)), a)]
-        parts += [(_box((sx * (w - leg), sy * (d - leg), h / 2 - 0.02), (leg, leg, h / 2)), b) for sx in (-1, 1) for sy in (-1, 1)]
+        parts += [
+            (_box((sx * (w - leg), sy * (d - leg), h / 2 - 0.02), (leg, leg, h / 2)), b)
+            for sx in (-1, 1)
+            for sy in (-1, 1)
+        ]
         return parts
     if kind == "mug":
         r, h = u(0.18, 0.3), u(0.25, 0.4)
@@ -154,7 +159,11 @@ def _target_parts(kind: str, rng: np.random.Generator) -> list[Part]:
     if kind == "chair":
         s, h = u(0.22, 0.3), u(0.2, 0.3)
         parts = [(_box((0, 0, 0), (s, s, 0.04)), a), (_box((-s + 0.03, 0, h), (0.03, s, h)), b)]
-        parts += [(_box((sx * (s - 0.03), sy * (s - 0.03), -h / 2 - 0.02), (0.03, 0.03, h / 2)), b) for sx in (-1, 1) for sy in (-1, 1)]
+        parts += [
+            (_box((sx * (s - 0.03), sy * (s - 0.03), -h / 2 - 0.02), (0.03, 0.03, h / 2)), b)
+            for sx in (-1, 1)
+            for sy in (-1, 1)
+        ]
         return parts
     if kind == "dumbbell":
         r, half = u(0.15, 0.22), u(0.25, 0.35)
@@ -172,7 +181,10 @@ def _target_parts(kind: str, rng: np.random.Generator) -> list[Part]:
         ]
     if kind == "L-block":
         yaw = u(0, math.pi)
-        return [(_box((0, 0, 0), (u(0.3, 0.45), 0.12, 0.12), yaw), a), (_box((0.2, 0, 0.2), (0.12, 0.12, u(0.2, 0.3)), yaw), b)]
+        return [
+            (_box((0, 0, 0), (u(0.3, 0.45), 0.12, 0.12), yaw), a),
+            (_box((0.2, 0, 0.2), (0.12, 0.12, u(0.2, 0.3)), yaw), b),
+        ]
     if kind == "arch":
         w, h = u(0.3, 0.45), u(0.25, 0.35)
         return [
@@ -214,7 +226,12 @@ def make_target(rng: np.random.Generator, kind: str | None = None, resolution: i
 
 
 def make_occluder(
-    rng: np.random.Generator, camera: Camera, distance: float, offset: np.ndarray, kind: str = "box", colorful: bool = False
+    rng: np.random.Generator,
+    camera: Camera,
+    distance: float,
+    offset: np.ndarray,
+    kind: str = "box",
+    colorful: bool = False,
 ) -> trimesh.Trimesh:
     """An occluder ``distance`` from the origin towards ``camera``, shifted by ``offset`` (image right / down, world
     units), facing the camera: clutter standing just in front of the object.
@@ -226,7 +243,9 @@ def make_occluder(
     center = toward_camera * distance + camera.R.T @ np.array([offset[0], offset[1], 0.0])
     direction = -toward_camera
     if kind == "object":
-        occluder = make_target(rng, (*TARGET_KINDS, COMPOSITE_KIND)[int(rng.integers(len(TARGET_KINDS) + 1))], resolution=40)
+        occluder = make_target(
+            rng, (*TARGET_KINDS, COMPOSITE_KIND)[int(rng.integers(len(TARGET_KINDS) + 1))], resolution=40
+        )
         occluder.apply_scale(rng.uniform(0.35, 0.6))
     elif rng.uniform() < 0.5:
         occluder = trimesh.creation.box((rng.uniform(0.15, 0.35), 0.06, rng.uniform(0.4, 0.9)))  # pillar-ish panel
@@ -348,7 +367,9 @@ def place_clutter(
         area = max(1, int(render([target], camera).mask(0).sum()))
         for _ in range(max_tries):
             kind = "object" if rng.uniform() < 0.5 else "box"
-            occluder = make_occluder(rng, camera, rng.uniform(0.7, 1.1), rng.uniform(-0.4, 0.4, size=2), kind, colorful=True)
+            occluder = make_occluder(
+                rng, camera, rng.uniform(0.7, 1.1), rng.uniform(-0.4, 0.4, size=2), kind, colorful=True
+            )
             if touches(occluder):
                 continue
             share = 1.0 - render([target, *occluders, occluder], camera).mask(0).sum() / area
@@ -408,7 +429,9 @@ def make_scene(
     else:
         occluders = place_clutter(rng, target, cameras, occluded_views, occlusion_range, max_tries=max_tries)
     if occluders is None:
-        raise ValueError(f"no occluder placement hid {occlusion_range} of the target in views {occluded_views} (seed {seed})")
+        raise ValueError(
+            f"no occluder placement hid {occlusion_range} of the target in views {occluded_views} (seed {seed})"
+        )
     backdrop = None if style == "simple" else BACKGROUND_STYLES[1 + int(rng.integers(len(BACKGROUND_STYLES) - 1))]
 
     views = []
@@ -417,7 +440,9 @@ def make_scene(
         image = full.rgb
         if backdrop is not None:
             empty = (full.instance_ids < 0)[..., None]
-            image = np.where(empty, np.clip(background(backdrop, rng, *image.shape[:2]), 0, 255).astype(np.uint8), image)
+            image = np.where(
+                empty, np.clip(background(backdrop, rng, *image.shape[:2]), 0, 255).astype(np.uint8), image
+            )
         views.append(
             SceneView(
                 image=image,

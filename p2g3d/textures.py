@@ -75,8 +75,6 @@ def paint(rng: np.random.Generator, height: int, width: int, base: np.ndarray) -
     return flat * light
 
 
-
-
 def background(style: str, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """``(H, W, 3)`` float background of a style in :data:`BACKGROUND_STYLES`, in light-to-mid colours."""
     first, second = light_color(rng), light_color(rng)

@@ -33,7 +33,9 @@ def png_file(path: Path, width: int, height: int, bit_depth: int, rows: bytes) -
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, bit_depth, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,11 @@ def inputs(tmp_path_factory, tiny_model_dir, tiny_z123_dir) -> dict[str, str]:
     (root / "garbage.ckpt").write_bytes(b"\x00" * 100)
     (root / "mesh.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 2 4\nf 1 3 4\nf 2 3 4\n")
     (root / "nan.obj").write_text("v nan 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 2 4\nf 1 3 4\nf 2 3 4\n")
-    for name, index in (("views_null", {"views": None}), ("views_list", [1, 2]), ("views_camera", {"views": [{"file": "a.png", "mask": "b.png", "camera": "front"}]})):
+    for name, index in (
+        ("views_null", {"views": None}),
+        ("views_list", [1, 2]),
+        ("views_camera", {"views": [{"file": "a.png", "mask": "b.png", "camera": "front"}]}),
+    ):
         (root / name).mkdir()
         (root / name / "cameras.json").write_text(json.dumps(index))
     (root / "cocoa.json").write_text('{"images": 3}')
@@ -65,11 +71,31 @@ def inputs(tmp_path_factory, tiny_model_dir, tiny_z123_dir) -> dict[str, str]:
     (foreign / "thesis.txt").write_text("mine")
     blank = np.zeros((32, 32, 3), np.uint8)
     write_dataset([GestaltSample(blank, blank, blank[..., 0] > 0, blank[..., 0] == 0)] * 2, root / "data")
-    paths = {name: str(root / name) for name in (
-        "scene.png", "huge.png", "mask.png", "empty.png", "soft.png", "small.png", "notes.txt", "truncated.png", "deep.png",
-        "a_file", "evil.ckpt", "garbage.ckpt", "mesh.obj", "nan.obj", "views_null", "views_list", "views_camera",
-        "cocoa.json", "foreign", "data",
-    )}  # fmt: skip
+    paths = {
+        name: str(root / name)
+        for name in (
+            "scene.png",
+            "huge.png",
+            "mask.png",
+            "empty.png",
+            "soft.png",
+            "small.png",
+            "notes.txt",
+            "truncated.png",
+            "deep.png",
+            "a_file",
+            "evil.ckpt",
+            "garbage.ckpt",
+            "mesh.obj",
+            "nan.obj",
+            "views_null",
+            "views_list",
+            "views_camera",
+            "cocoa.json",
+            "foreign",
+            "data",
+        )
+    }
     return {**paths, "model": str(tiny_model_dir), "z123": str(tiny_z123_dir), "root": str(root)}
 
 
@@ -84,7 +110,10 @@ CASES = {
     "complete: truncated image": (lambda p: complete(p, image=p["truncated.png"]), "not a readable image"),
     "complete: 16-bit image": (lambda p: complete(p, image=p["deep.png"]), "only 8-bit"),
     "complete: huge image": (lambda p: complete(p, image=p["huge.png"]), "too large to read"),
-    "complete: missing relative model path": (lambda p: complete(p, model="models/pix2gestalt"), "neither a local model folder"),
+    "complete: missing relative model path": (
+        lambda p: complete(p, model="models/pix2gestalt"),
+        "neither a local model folder",
+    ),
     "complete: mask of another size": (lambda p: complete(p, mask=p["small.png"]), "is 10x10 but the image is 30x44"),
     "complete: empty mask": (lambda p: complete(p, mask=p["empty.png"]), "empty"),
     "complete: soft mask": (lambda p: complete(p, mask=p["soft.png"]), "binary"),
@@ -93,44 +122,98 @@ CASES = {
     "complete: one step": (lambda p: complete(p) + ["--steps", "1"], "num_inference_steps"),
     "complete: zero samples": (lambda p: complete(p) + ["--samples", "0"], "num_samples"),
     "complete: missing model": (lambda p: complete(p, model=p["root"] + "/models/nope"), "model folder not found"),
-    "complete: Zero-1-to-3 model": (lambda p: complete(p, model=p["z123"]), "but a Pix2GestaltPipeline model is needed"),
+    "complete: Zero-1-to-3 model": (
+        lambda p: complete(p, model=p["z123"]),
+        "but a Pix2GestaltPipeline model is needed",
+    ),
     "complete: output is a file": (lambda p: complete(p), "exists and is not a folder"),
     "views: RGB without a mask": (lambda p: ["views", p["scene.png"], "--model", p["z123"]], "no alpha channel"),
-    "views: pix2gestalt model": (lambda p: ["views", p["scene.png"], "--mask", p["mask.png"], "--model", p["model"]], "but a Zero123Pipeline"),
+    "views: pix2gestalt model": (
+        lambda p: ["views", p["scene.png"], "--mask", p["mask.png"], "--model", p["model"]],
+        "but a Zero123Pipeline",
+    ),
     "image-to-3d: empty mask": (lambda p: ["image-to-3d", p["scene.png"], "--mask", p["empty.png"]], "empty"),
-    "image-to-3d: mask of another size": (lambda p: ["image-to-3d", p["scene.png"], "--mask", p["small.png"]], "is 10x10"),
-    "image-to-3d: ground truth not a mesh": (lambda p: ["image-to-3d", p["scene.png"], "--mask", p["mask.png"], "--ground-truth", p["notes.txt"]], "not a readable mesh"),
-    "image-to-3d: pix2gestalt model as backend": (lambda p: ["image-to-3d", p["scene.png"], "--mask", p["mask.png"], "--backend-model", p["model"], "--device", "cpu"], "but a Zero123Pipeline"),
-    "image-to-3d: output is a file": (lambda p: ["image-to-3d", p["scene.png"], "--mask", p["mask.png"]], "exists and is not a folder"),
+    "image-to-3d: mask of another size": (
+        lambda p: ["image-to-3d", p["scene.png"], "--mask", p["small.png"]],
+        "is 10x10",
+    ),
+    "image-to-3d: ground truth not a mesh": (
+        lambda p: ["image-to-3d", p["scene.png"], "--mask", p["mask.png"], "--ground-truth", p["notes.txt"]],
+        "not a readable mesh",
+    ),
+    "image-to-3d: pix2gestalt model as backend": (
+        lambda p: [
+            "image-to-3d",
+            p["scene.png"],
+            "--mask",
+            p["mask.png"],
+            "--backend-model",
+            p["model"],
+            "--device",
+            "cpu",
+        ],
+        "but a Zero123Pipeline",
+    ),
+    "image-to-3d: output is a file": (
+        lambda p: ["image-to-3d", p["scene.png"], "--mask", p["mask.png"]],
+        "exists and is not a folder",
+    ),
     "convert: missing checkpoint": (lambda p: ["convert", p["root"] + "/nope.ckpt"], "checkpoint not found"),
     "convert: not a checkpoint": (lambda p: ["convert", p["garbage.ckpt"]], "not a readable PyTorch checkpoint"),
     "convert: code in the pickle": (lambda p: ["convert", p["evil.ckpt"]], "refused to load"),
-    "convert: foreign folder": (lambda p: ["convert", p["garbage.ckpt"], p["foreign"], "--overwrite"], "refusing to replace"),
-    "convert: the working folder": (lambda p: ["convert", p["garbage.ckpt"], ".", "--overwrite"], "refusing to replace"),
+    "convert: foreign folder": (
+        lambda p: ["convert", p["garbage.ckpt"], p["foreign"], "--overwrite"],
+        "refusing to replace",
+    ),
+    "convert: the working folder": (
+        lambda p: ["convert", p["garbage.ckpt"], ".", "--overwrite"],
+        "refusing to replace",
+    ),
     "reconstruct: no views folder": (lambda p: ["reconstruct", p["root"]], "has no cameras.json"),
     "reconstruct: views null": (lambda p: ["reconstruct", p["views_null"]], "'views' list"),
     "reconstruct: top-level list": (lambda p: ["reconstruct", p["views_list"]], "'views' list"),
     "reconstruct: camera as a string": (lambda p: ["reconstruct", p["views_camera"]], "no valid camera"),
-    "reconstruct: huge resolution": (lambda p: ["reconstruct", p["views_list"], "--resolution", "1000"], "resolution must be"),
-    "reconstruct: option the backend lacks": (lambda p: ["reconstruct", p["views_list"], "--iterations", "5"], "does not take iterations"),
-    "reconstruct: negative bound": (lambda p: ["reconstruct", p["views_list"], "--bound", "-1"], "--bound must be positive"),
+    "reconstruct: huge resolution": (
+        lambda p: ["reconstruct", p["views_list"], "--resolution", "1000"],
+        "resolution must be",
+    ),
+    "reconstruct: option the backend lacks": (
+        lambda p: ["reconstruct", p["views_list"], "--iterations", "5"],
+        "does not take iterations",
+    ),
+    "reconstruct: negative bound": (
+        lambda p: ["reconstruct", p["views_list"], "--bound", "-1"],
+        "--bound must be positive",
+    ),
     "evaluate: missing mesh": (lambda p: ["evaluate", p["root"] + "/nope.obj", p["mesh.obj"]], "mesh file not found"),
     "evaluate: not a mesh": (lambda p: ["evaluate", p["scene.png"], p["mesh.obj"]], "mesh"),
     "evaluate: NaN vertices": (lambda p: ["evaluate", p["nan.obj"], p["mesh.obj"]], "non-finite"),
     "demo: one step": (lambda p: ["demo", "--steps", "1"], "num_inference_steps"),
     "demo: output is a file": (lambda p: ["demo"], "exists and is not a folder"),
-    "make-data: foreign folder": (lambda p: ["make-data", p["foreign"], "--count", "2", "--overwrite"], "refusing to replace"),
+    "make-data: foreign folder": (
+        lambda p: ["make-data", p["foreign"], "--count", "2", "--overwrite"],
+        "refusing to replace",
+    ),
     "make-data: non-empty folder": (lambda p: ["make-data", p["foreign"], "--count", "2"], "not empty"),
     "make-data: tiny images": (lambda p: ["make-data", p["root"] + "/new", "--image-size", "8"], "image_size"),
     "train: NaN learning rate": (lambda p: ["train", "--data", p["data"], "--lr", "nan"], "learning_rate"),
     "train: EMA decay above 1": (lambda p: ["train", "--data", p["data"], "--ema-decay", "2"], "ema_decay"),
     "train: no dataset": (lambda p: ["train", "--data", p["root"] + "/nope"], "not a pix2gestalt dataset folder"),
-    "train: image size off the grid": (lambda p: ["train", "--data", p["data"], "--image-size", "63"], "multiple of 16"),
+    "train: image size off the grid": (
+        lambda p: ["train", "--data", p["data"], "--image-size", "63"],
+        "multiple of 16",
+    ),
     "eval-amodal: no data": (lambda p: ["eval-amodal"], "give exactly one"),
     "eval-amodal: COCOA without images": (lambda p: ["eval-amodal", "--cocoa", p["cocoa.json"]], "needs --images"),
-    "eval-amodal: bad COCOA file": (lambda p: ["eval-amodal", "--cocoa", p["cocoa.json"], "--images", p["root"]], "not a COCOA-style"),
-    "eval-amodal: no dataset": (lambda p: ["eval-amodal", "--data", p["root"] + "/nope"], "not a pix2gestalt dataset folder"),
-}  # fmt: skip
+    "eval-amodal: bad COCOA file": (
+        lambda p: ["eval-amodal", "--cocoa", p["cocoa.json"], "--images", p["root"]],
+        "not a COCOA-style",
+    ),
+    "eval-amodal: no dataset": (
+        lambda p: ["eval-amodal", "--data", p["root"] + "/nope"],
+        "not a pix2gestalt dataset folder",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -36,8 +36,22 @@ def write_folder(folder: Path, count: int = 4) -> Path:
 
 
 def batch_argv(source: Path, output: Path, model: Path) -> list[str]:
-    return ["batch", str(source), "-o", str(output), "--model", str(model), "--steps", "2", "--samples", "2",
-            "--device", "cpu", "--seed", "3"]  # fmt: skip
+    return [
+        "batch",
+        str(source),
+        "-o",
+        str(output),
+        "--model",
+        str(model),
+        "--steps",
+        "2",
+        "--samples",
+        "2",
+        "--device",
+        "cpu",
+        "--seed",
+        "3",
+    ]
 
 
 def tree(folder: Path) -> dict[str, bytes]:
@@ -51,8 +65,10 @@ def test_inputs_of_three_kinds(tmp_path):
     manifest.write_text('{"image": "img1.png", "masks": ["img1_mask0.png", "img1_mask1.png"], "id": "a b"}\n\n')
     (item,) = read_items(manifest)
     assert item.item_id == "a_b" and item.masks[1] == tmp_path / "folder" / "img1_mask1.png"
-    coco = {"images": [{"id": 7, "file_name": "img0.png", "height": H, "width": W}],
-            "annotations": [{"id": 70, "image_id": 7, "inmodal_seg": [[5, 4, 25, 4, 25, 14, 5, 14]], "segmentation": []}]}  # fmt: skip
+    coco = {
+        "images": [{"id": 7, "file_name": "img0.png", "height": H, "width": W}],
+        "annotations": [{"id": 70, "image_id": 7, "inmodal_seg": [[5, 4, 25, 4, 25, 14, 5, 14]], "segmentation": []}],
+    }
     (tmp_path / "coco.json").write_text(json.dumps(coco))
     (item,) = read_items(tmp_path / "coco.json", tmp_path / "folder")
     assert item.labels == (70,) and item.size == (H, W) and dict(item.image_info)["id"] == 7
@@ -95,7 +111,9 @@ def test_killed_batch_reruns_to_the_same_outputs(engine, tiny_model_dir, tmp_pat
         monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     source = write_folder(tmp_path / "data", count=6)
     argv = batch_argv(source, tmp_path / "killed", tiny_model_dir) + ["--engine", engine]
-    process = subprocess.Popen([sys.executable, "-m", "p2g3d.cli", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "p2g3d.cli", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while not list((tmp_path / "killed").glob("items/*/done.json")) and time.monotonic() < deadline:
         time.sleep(0.002)

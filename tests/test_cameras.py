@@ -101,9 +101,11 @@ def test_pytorch3d_library_agrees(camera_on_x):
     utils = require_extra("pytorch3d.utils", "pytorch3d not installed (optional extra)")
     K_cv, R, t = camera_on_x.K, camera_on_x.R, camera_on_x.t  # pytorch3d treats K's principal point as corner-origin
     cameras = utils.cameras_from_opencv_projection(
-        torch.tensor(R[None]).float(), torch.tensor(t[None]).float(), torch.tensor(K_cv[None]).float(),
+        torch.tensor(R[None]).float(),
+        torch.tensor(t[None]).float(),
+        torch.tensor(K_cv[None]).float(),
         torch.tensor([[H, W]]),
-    )  # fmt: skip
+    )
     ours = to_pytorch3d(camera_on_x)
     np.testing.assert_allclose(cameras.R.numpy(), ours["R"], atol=1e-6)
     np.testing.assert_allclose(cameras.T.numpy(), ours["T"], atol=1e-6)
@@ -143,13 +145,19 @@ def _official_get_T(target_w2c: np.ndarray, cond_w2c: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize(
     "source, target",
-    [((0.0, 0.0, 1.5), (0.0, 90.0, 1.5)), ((30.0, 10.0, 1.5), (0.0, -50.0, 2.0)), ((10.0, 170.0, 1.8), (40.0, -170.0, 1.6))],
+    [
+        ((0.0, 0.0, 1.5), (0.0, 90.0, 1.5)),
+        ((30.0, 10.0, 1.5), (0.0, -50.0, 2.0)),
+        ((10.0, 170.0, 1.8), (40.0, -170.0, 1.6)),
+    ],
 )
 def test_zero123_relative_pose_matches_training_definition(source, target):
     source_camera, target_camera = orbit_camera(*source, K, W, H), orbit_camera(*target, K, W, H)
     polar, azimuth, radius = zero123_relative_pose(source_camera, target_camera)
     T = np.array([math.radians(polar), math.sin(math.radians(azimuth)), math.cos(math.radians(azimuth)), radius])
-    np.testing.assert_allclose(T, _official_get_T(target_camera.world_to_camera, source_camera.world_to_camera), atol=1e-12)
+    np.testing.assert_allclose(
+        T, _official_get_T(target_camera.world_to_camera, source_camera.world_to_camera), atol=1e-12
+    )
     # The OpenGL axes that the official Blender renders used give the same pose: only the centres matter.
     gl_w2c = lambda c: np.linalg.inv(to_opengl(c))  # noqa: E731
     np.testing.assert_allclose(T, _official_get_T(gl_w2c(target_camera), gl_w2c(source_camera)), atol=1e-12)
@@ -173,8 +181,12 @@ def test_nerf_pose_spherical_turns_the_other_way():
         trans = np.eye(4)
         trans[2, 3] = radius
         p, t = math.radians(phi), math.radians(theta)
-        rot_phi = np.array([[1, 0, 0, 0], [0, math.cos(p), -math.sin(p), 0], [0, math.sin(p), math.cos(p), 0], [0, 0, 0, 1]])
-        rot_theta = np.array([[math.cos(t), 0, -math.sin(t), 0], [0, 1, 0, 0], [math.sin(t), 0, math.cos(t), 0], [0, 0, 0, 1]])
+        rot_phi = np.array(
+            [[1, 0, 0, 0], [0, math.cos(p), -math.sin(p), 0], [0, math.sin(p), math.cos(p), 0], [0, 0, 0, 1]]
+        )
+        rot_theta = np.array(
+            [[math.cos(t), 0, -math.sin(t), 0], [0, 1, 0, 0], [math.sin(t), 0, math.cos(t), 0], [0, 0, 0, 1]]
+        )
         swap = np.array([[-1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]])
         return swap @ rot_theta @ rot_phi @ trans
 

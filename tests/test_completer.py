@@ -129,7 +129,12 @@ def test_mask_stacks_of_any_depth_including_one(completer, scene):
 
 
 def test_settings_are_validated_before_anything_runs(tiny_pipeline, tiny_model_dir, scene):
-    for bad in ({"guidance_scale": float("nan")}, {"guidance_scale": float("inf")}, {"eta": -3.0}, {"num_inference_steps": 0}):
+    for bad in (
+        {"guidance_scale": float("nan")},
+        {"guidance_scale": float("inf")},
+        {"eta": -3.0},
+        {"num_inference_steps": 0},
+    ):
         with pytest.raises(ValueError):
             AmodalCompleter(tiny_pipeline, **bad)
         with pytest.raises(ValueError):
@@ -148,7 +153,10 @@ def test_images_packed_together_give_what_each_gives_alone(tiny_pipeline, scene)
     other = np.ascontiguousarray(image[::-1])
     completer = AmodalCompleter(tiny_pipeline, num_samples=2, num_inference_steps=3, batch_size=3)
     packed = completer.complete_many([(image, [first, second], 5), (other, first, 6)], show_progress=False)
-    alone = [completer(image, [first, second], seed=5, show_progress=False), completer(other, first, seed=6, show_progress=False)]
+    alone = [
+        completer(image, [first, second], seed=5, show_progress=False),
+        completer(other, first, seed=6, show_progress=False),
+    ]
     assert [len(objects) for objects in packed] == [2, 1]
     for together, single in zip(packed, alone):
         for a, b in zip(together, single):
@@ -191,7 +199,10 @@ def test_device_postprocessing_agrees_with_the_cpu_path(tiny_pipeline, scene):
     image, first, second = scene
     on_cpu = AmodalCompleter(tiny_pipeline, num_samples=3, num_inference_steps=3, device_postprocess=False)
     on_device = AmodalCompleter(tiny_pipeline, num_samples=3, num_inference_steps=3, device_postprocess=True)
-    for a, b in zip(on_cpu(image, [first, second], seed=4, show_progress=False), on_device(image, [first, second], seed=4, show_progress=False)):
+    for a, b in zip(
+        on_cpu(image, [first, second], seed=4, show_progress=False),
+        on_device(image, [first, second], seed=4, show_progress=False),
+    ):
         assert b.sample_images.shape == a.sample_images.shape and b.sample_images.dtype == np.uint8
         assert np.abs(a.sample_images.astype(int) - b.sample_images).mean() < 2.0
         for mask_a, mask_b in zip(a.sample_masks, b.sample_masks):

@@ -39,14 +39,18 @@ def test_full_size_checkpoint_maps_onto_full_size_components(full_size_meta_stat
     assert list(modules["vae"].config.block_out_channels) == [128, 256, 512, 512]
     # Every checkpoint key is either consumed or in a named ignored group.
     used = (
-        len(converted.vae_state_dict) + 2  # cc_projection
+        len(converted.vae_state_dict)
+        + 2  # cc_projection
         + sum(1 for k in full_size_meta_state_dict if k.startswith("cond_stage_model.model.visual."))
         + sum(1 for k in full_size_meta_state_dict if k.startswith("model_ema.diffusion_model"))
-    )  # fmt: skip
+    )
     assert used + sum(converted.ignored_key_counts.values()) == len(full_size_meta_state_dict)
     assert converted.ignored_key_counts == {
-        "raw (non-EMA) UNet": 686, "schedule buffers": 12, "EMA bookkeeping": 2, "CLIP text leftovers": 6,
-    }  # fmt: skip
+        "raw (non-EMA) UNet": 686,
+        "schedule buffers": 12,
+        "EMA bookkeeping": 2,
+        "CLIP text leftovers": 6,
+    }
 
 
 def test_unknown_key_is_an_error(full_size_meta_state_dict):
@@ -164,7 +168,7 @@ def test_unknown_family_and_wrong_projection_are_errors(full_size_meta_state_dic
 
 
 def test_checkpoint_without_ema_needs_an_explicit_choice(p2g_reference, tmp_path):
-    """Stripping the EMA copy: refused by default; with unet_weights='raw' the raw eps (the negative control) comes out."""
+    """Stripping the EMA copy: refused by default; unet_weights='raw' gives the raw eps (the negative control)."""
     from safetensors.torch import load_file
 
     state_dict = load_lightning_state_dict(p2g_reference / "pix2gestalt_tiny.ckpt")

@@ -33,7 +33,12 @@ def test_main_command_runs_end_to_end(tmp_path, capsys):
         assert (out / "scene_0" / f"{name}.glb").is_file()
     assert (out / "scene_0" / "preview.png").is_file() and (out / "metrics.md").is_file()
     rows = json.loads((out / "metrics.json").read_text())["rows"]
-    assert {row["method"] for row in rows} == {"visible", "all-foreground", "amodal (oracle)", "pix2gestalt (completed)"}
+    assert {row["method"] for row in rows} == {
+        "visible",
+        "all-foreground",
+        "amodal (oracle)",
+        "pix2gestalt (completed)",
+    }
 
 
 def test_cli_complete_uses_the_embedded_model_without_model(tmp_path):
@@ -47,8 +52,25 @@ def test_cli_complete_uses_the_embedded_model_without_model(tmp_path):
     PIL.Image.fromarray(image).save(tmp_path / "scene.png")
     PIL.Image.fromarray(mask).save(tmp_path / "mask.png")
     out = tmp_path / "out"
-    assert main(["complete", str(tmp_path / "scene.png"), "--mask", str(tmp_path / "mask.png"), "-o", str(out),
-                 "--steps", "3", "--samples", "1", "--device", "cpu"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "complete",
+                str(tmp_path / "scene.png"),
+                "--mask",
+                str(tmp_path / "mask.png"),
+                "-o",
+                str(out),
+                "--steps",
+                "3",
+                "--samples",
+                "1",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert (out / "object_00_rgba.png").is_file()
 
 

@@ -33,7 +33,7 @@ def test_export_errors(tmp_path):
     with pytest.raises(ValueError, match="unsupported mesh format"):
         export_mesh(trimesh.creation.box(), tmp_path / "box.stl")
     with pytest.raises(TypeError):
-        export_mesh("not a mesh object".encode(), tmp_path / "x.ply")
+        export_mesh(b"not a mesh object", tmp_path / "x.ply")
 
 
 @requires_3d
@@ -45,9 +45,21 @@ def test_cli_reconstruct_and_evaluate(tmp_path, capsys):
     mesh = trimesh.load(tmp_path / "mesh.glb", force="mesh")
     assert mesh.visual.kind == "vertex" and len(mesh.faces) > 100
     capsys.readouterr()
-    code = main(["evaluate", str(tmp_path / "mesh.glb"), str(tmp_path / "gt.ply"), "--points", "5000", "-o", str(tmp_path / "m.json")])
+    code = main(
+        [
+            "evaluate",
+            str(tmp_path / "mesh.glb"),
+            str(tmp_path / "gt.ply"),
+            "--points",
+            "5000",
+            "-o",
+            str(tmp_path / "m.json"),
+        ]
+    )
     printed = json.loads(capsys.readouterr().out)
-    assert code == 0 and printed["protocol"] == "syncdreamer" and printed["chamfer"] < 0.05 and printed["volume_iou"] > 0.6
+    assert (
+        code == 0 and printed["protocol"] == "syncdreamer" and printed["chamfer"] < 0.05 and printed["volume_iou"] > 0.6
+    )
     assert json.loads((tmp_path / "m.json").read_text())["chamfer"] == printed["chamfer"]
 
 

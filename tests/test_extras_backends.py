@@ -80,9 +80,12 @@ def test_nerfstudio_parser_reads_our_cameras(amodal_views, tmp_path):
 
     write_nerfstudio_dataset(amodal_views, tmp_path / "dataset")
     config = NerfstudioDataParserConfig(
-        data=tmp_path / "dataset", orientation_method="none", center_method="none", auto_scale_poses=False,
+        data=tmp_path / "dataset",
+        orientation_method="none",
+        center_method="none",
+        auto_scale_poses=False,
         eval_mode="all",
-    )  # fmt: skip
+    )
     outputs = config.setup().get_dataparser_outputs(split="train")
     cameras = outputs.cameras
     assert len(outputs.image_filenames) == len(amodal_views) and outputs.mask_filenames is not None

@@ -116,10 +116,17 @@ def test_zero123_backend_expresses_the_mesh_against_the_source_camera(tmp_path):
 
     register_backend("input-only", InputOnly)
     backend = create_backend(
-        "zero123", IMAGE_TO_3D, model=str(tmp_path / "zero123"), reconstructor="input-only", num_views=2,
-        ring_elevations=(0.0,), input_elevation=15.0, num_inference_steps=2, device="cpu",
+        "zero123",
+        IMAGE_TO_3D,
+        model=str(tmp_path / "zero123"),
+        reconstructor="input-only",
+        num_views=2,
+        ring_elevations=(0.0,),
+        input_elevation=15.0,
+        num_inference_steps=2,
+        device="cpu",
         reconstructor_options={"resolution": 48, "bounds": ((-0.8,) * 3, (0.8,) * 3)},
-    )  # fmt: skip
+    )
     image, mask = _object()
     result = backend.generate((image, mask), seed=0, show_progress=False)
     assert isinstance(result, ImageTo3DResult) and result.backend == "zero123" and len(result.views) == 3
@@ -168,7 +175,9 @@ def test_shap_e_backend_gives_a_coloured_mesh_and_a_camera_in_the_source_frame()
     assert inside.mean() > 0.9  # the estimated camera sees the mesh where the object is
     with pytest.raises(ValueError, match="grid_size"):
         ShapEImageTo3D(grid_size=1000)
-    empty = type("Decoded", (), {"verts": torch.zeros(0, 3), "faces": torch.zeros(0, 3, dtype=torch.long), "vertex_channels": {}})
+    empty = type(
+        "Decoded", (), {"verts": torch.zeros(0, 3), "faces": torch.zeros(0, 3, dtype=torch.long), "vertex_channels": {}}
+    )
     with pytest.raises(ValueError, match="no surface"):
         decoded_to_trimesh(empty)
 
@@ -229,9 +238,30 @@ def test_embedded_models_turn_an_occluded_synthetic_image_into_a_coloured_mesh(t
     save_png(tmp_path / "visible.png", scene.views[0].visible_mask)
     scene.target.export(tmp_path / "truth.glb")
     out = tmp_path / "out"
-    argv = ["image-to-3d", str(tmp_path / "scene.png"), "--mask", str(tmp_path / "visible.png"), "-o", str(out),
-            "--steps", "4", "--samples", "2", "--backend-steps", "4", "--views", "4", "--input-elevation", "25",
-            "--ground-truth", str(tmp_path / "truth.glb"), "--protocol", "unit-box", "--device", "cpu"]  # fmt: skip
+    argv = [
+        "image-to-3d",
+        str(tmp_path / "scene.png"),
+        "--mask",
+        str(tmp_path / "visible.png"),
+        "-o",
+        str(out),
+        "--steps",
+        "4",
+        "--samples",
+        "2",
+        "--backend-steps",
+        "4",
+        "--views",
+        "4",
+        "--input-elevation",
+        "25",
+        "--ground-truth",
+        str(tmp_path / "truth.glb"),
+        "--protocol",
+        "unit-box",
+        "--device",
+        "cpu",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "object 0" in printed and "chamfer" in printed
@@ -258,7 +288,9 @@ def test_the_single_view_protocol_runs_every_method_through_one_backend():
     assert list(sources) == list(METHODS)
     assert sources["visible"][1].sum() < sources[METHODS[2]].amodal_mask.sum()  # the completion adds the hidden part
     np.testing.assert_array_equal(sources["whole (oracle)"][1], scene.views[0].amodal_mask)
-    backend = create_backend("zero123", IMAGE_TO_3D, num_views=4, num_inference_steps=3, input_elevation=25.0, device="cpu")
+    backend = create_backend(
+        "zero123", IMAGE_TO_3D, num_views=4, num_inference_steps=3, input_elevation=25.0, device="cpu"
+    )
     rows = run_single_view_benchmark([scene], backend, completer, num_points=2000)
     assert [row.method for row in rows] == list(METHODS)
     assert all(row.metrics["protocol"] == "unit-box" and np.isfinite(row.metrics["chamfer"]) for row in rows)
@@ -279,8 +311,10 @@ def test_carving_with_min_agreement_outvotes_a_view_that_disagrees():
 
     sphere = trimesh.creation.icosphere(3, radius=0.4)
     K = intrinsics_from_fov(40.0, 48, 48)
-    views = [MaskedView(render([sphere], c).rgb, render([sphere], c).mask(0), c) for c in (
-        orbit_camera(0.0, 0.0, 2.0, K, 48, 48), orbit_camera(0.0, 90.0, 2.0, K, 48, 48))]  # fmt: skip
+    views = [
+        MaskedView(render([sphere], c).rgb, render([sphere], c).mask(0), c)
+        for c in (orbit_camera(0.0, 0.0, 2.0, K, 48, 48), orbit_camera(0.0, 90.0, 2.0, K, 48, 48))
+    ]
     wrong = np.zeros((48, 48), bool)
     wrong[:4, :4] = True  # a generated view that shows something else
     bad = MaskedView(views[0].image, wrong, orbit_camera(60.0, 45.0, 2.0, K, 48, 48))

@@ -125,8 +125,24 @@ def test_cli_errors_are_one_line(tiny_model_dir, files, tmp_path, capsys, change
         "model": str(tmp_path / "missing") if change.get("model") else str(tiny_model_dir),
         "device": change.get("device", "cpu"),
     }
-    code = main(["complete", argv["image"], "--mask", argv["mask"], "--model", argv["model"], "--device", argv["device"],
-                 "-o", str(tmp_path / "out"), "--steps", "2", "--samples", "1"])  # fmt: skip
+    code = main(
+        [
+            "complete",
+            argv["image"],
+            "--mask",
+            argv["mask"],
+            "--model",
+            argv["model"],
+            "--device",
+            argv["device"],
+            "-o",
+            str(tmp_path / "out"),
+            "--steps",
+            "2",
+            "--samples",
+            "1",
+        ]
+    )
     error = capsys.readouterr().err.strip()
     assert code == 2 and message in error and "\n" not in error and error.startswith("p2g3d complete: error:")
 
@@ -149,7 +165,9 @@ def test_internal_errors_keep_their_traceback_and_user_errors_do_not(monkeypatch
         monkeypatch.setitem(cli.HANDLERS, "evaluate", lambda args, bug=bug: (_ for _ in ()).throw(bug))
         with pytest.raises(type(bug)):
             main(["evaluate", "a.glb", "b.glb"])
-    monkeypatch.setitem(cli.HANDLERS, "evaluate", lambda args: (_ for _ in ()).throw(MissingDependencyError("pip install x")))
+    monkeypatch.setitem(
+        cli.HANDLERS, "evaluate", lambda args: (_ for _ in ()).throw(MissingDependencyError("pip install x"))
+    )
     assert main(["evaluate", "a.glb", "b.glb"]) == 2
     assert capsys.readouterr().err.strip() == "p2g3d evaluate: error: pip install x"
 
@@ -157,14 +175,31 @@ def test_internal_errors_keep_their_traceback_and_user_errors_do_not(monkeypatch
 def test_rerun_with_fewer_masks_leaves_no_stale_objects(tiny_model_dir, files, tmp_path):
     image, masks = files
     out = tmp_path / "out"
-    base = ["complete", str(image), "--model", str(tiny_model_dir), "-o", str(out), "--steps", "2", "--samples", "1", "--device", "cpu"]
+    base = [
+        "complete",
+        str(image),
+        "--model",
+        str(tiny_model_dir),
+        "-o",
+        str(out),
+        "--steps",
+        "2",
+        "--samples",
+        "1",
+        "--device",
+        "cpu",
+    ]
     assert main(base + ["--mask", str(masks[0]), "--mask", str(masks[1])]) == 0
     (out / "notes.txt").write_text("the user's own file")
     assert main(base + ["--mask", str(masks[1])]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "notes.txt", "object_00_amodal_mask.png", "object_00_preview.png", "object_00_rgba.png", "object_00_whole.png",
+        "notes.txt",
+        "object_00_amodal_mask.png",
+        "object_00_preview.png",
+        "object_00_rgba.png",
+        "object_00_whole.png",
         "summary.json",
-    ]  # fmt: skip
+    ]
     assert len(json.loads((out / "summary.json").read_text())["objects"]) == 1
 
 

@@ -17,11 +17,19 @@ MASK[1:4, 2:7] = True
 @pytest.mark.parametrize(
     "value",
     [
-        MASK, MASK.astype(np.uint8), MASK.astype(np.uint8) * 255, MASK.astype(np.float32), MASK.astype(np.int64) * 255,
-        MASK[None], MASK[..., None], torch.from_numpy(MASK), torch.from_numpy(MASK.astype(np.float32)),
-        PIL.Image.fromarray(MASK.astype(np.uint8) * 255), PIL.Image.fromarray(MASK),
+        MASK,
+        MASK.astype(np.uint8),
+        MASK.astype(np.uint8) * 255,
+        MASK.astype(np.float32),
+        MASK.astype(np.int64) * 255,
+        MASK[None],
+        MASK[..., None],
+        torch.from_numpy(MASK),
+        torch.from_numpy(MASK.astype(np.float32)),
+        PIL.Image.fromarray(MASK.astype(np.uint8) * 255),
+        PIL.Image.fromarray(MASK),
     ],
-)  # fmt: skip
+)
 def test_every_binary_encoding_is_the_same_mask(value):
     np.testing.assert_array_equal(as_mask(value), MASK)
     if getattr(value, "shape", (6, 9))[-1] == 9:  # pipelines take (H, W), (B, H, W) or (B, 1, H, W) batches

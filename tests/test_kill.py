@@ -18,7 +18,9 @@ from p2g3d.training.trainer import train
 
 def kill_when(argv: list[str], ready, timeout: float = 120.0) -> None:
     """Start ``p2g3d ARGV``, SIGKILL it as soon as ``ready()`` holds (polled every 2 ms)."""
-    process = subprocess.Popen([sys.executable, "-m", "p2g3d.cli", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "p2g3d.cli", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + timeout
     while not ready() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
@@ -45,11 +47,24 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def test_training_killed_while_checkpointing_resumes_to_the_same_weights(dataset, tmp_path):
-    settings = {"steps": 5, "checkpoint_every": 1, "batch_size": 2, "image_size": 32, "warmup_steps": 2,
-                "ema_decay": 0.9, "keep_checkpoints": 2}  # fmt: skip
-    flags = {"steps": "--steps", "checkpoint_every": "--checkpoint-every", "batch_size": "--batch-size",
-             "image_size": "--image-size", "warmup_steps": "--warmup", "ema_decay": "--ema-decay",
-             "keep_checkpoints": "--keep-checkpoints"}  # fmt: skip
+    settings = {
+        "steps": 5,
+        "checkpoint_every": 1,
+        "batch_size": 2,
+        "image_size": 32,
+        "warmup_steps": 2,
+        "ema_decay": 0.9,
+        "keep_checkpoints": 2,
+    }
+    flags = {
+        "steps": "--steps",
+        "checkpoint_every": "--checkpoint-every",
+        "batch_size": "--batch-size",
+        "image_size": "--image-size",
+        "warmup_steps": "--warmup",
+        "ema_decay": "--ema-decay",
+        "keep_checkpoints": "--keep-checkpoints",
+    }
     argv = ["train", "--data", str(dataset), "-o", str(tmp_path / "killed")]
     argv += [item for name, value in settings.items() for item in (flags[name], str(value))]
     checkpoints = tmp_path / "killed" / "checkpoints"
@@ -61,13 +76,22 @@ def test_training_killed_while_checkpointing_resumes_to_the_same_weights(dataset
         reference = load_file(straight / part / "diffusion_pytorch_model.safetensors")
         assert all((resumed[key] == reference[key]).all() for key in reference), part
     assert sorted(p.name for p in checkpoints.iterdir()) == ["step_0000004", "step_0000005"]  # pruned, no partial
-    steps = [int(line.split('"step": ')[1].split(",")[0]) for line in (tmp_path / "killed" / "train_log.jsonl").read_text().splitlines()]
+    steps = [
+        int(line.split('"step": ')[1].split(",")[0])
+        for line in (tmp_path / "killed" / "train_log.jsonl").read_text().splitlines()
+    ]
     assert steps == sorted(set(steps))  # no step logged twice
 
 
 def test_conversion_killed_midway_leaves_nothing_and_reruns_clean(p2g_reference, tmp_path):
     output = tmp_path / "model"
-    argv = ["convert", str(p2g_reference / "pix2gestalt_tiny.ckpt"), str(output), "--config", str(p2g_reference / "pix2gestalt_tiny.yaml")]
+    argv = [
+        "convert",
+        str(p2g_reference / "pix2gestalt_tiny.ckpt"),
+        str(output),
+        "--config",
+        str(p2g_reference / "pix2gestalt_tiny.yaml"),
+    ]
     kill_when(argv, lambda: (tmp_path / ".model.partial").exists())
     assert not output.exists()
     run(argv)

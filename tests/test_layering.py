@@ -43,9 +43,10 @@ def imports(path: Path) -> list[tuple[str, list[str], int]]:
 def core_modules() -> list[Path]:
     upper = ("jobs", "training")
     return [
-        p for p in sorted((ROOT / "p2g3d").rglob("*.py"))
+        p
+        for p in sorted((ROOT / "p2g3d").rglob("*.py"))
         if p.name != "cli.py" and not any(part in upper for part in p.relative_to(ROOT / "p2g3d").parts)
-    ]  # fmt: skip
+    ]
 
 
 def all_modules() -> list[Path]:
@@ -59,28 +60,34 @@ def test_the_module_lists_are_not_empty():
 @pytest.mark.parametrize("path", core_modules(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_core_never_imports_the_upper_layers(path):
     bad = [
-        f"line {line}: {module}" for module, names, line in imports(path)
-        if module.startswith(UPPER_LAYERS) or module.split(".")[0] == "integrations"
+        f"line {line}: {module}"
+        for module, names, line in imports(path)
+        if module.startswith(UPPER_LAYERS)
+        or module.split(".")[0] == "integrations"
         or (module == "p2g3d" and set(names) & {"integrations", "jobs", "training", "cli"})
-    ]  # fmt: skip
+    ]
     assert not bad, f"{path.relative_to(ROOT)} imports an upper layer: {bad}"
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "integrations").rglob("*.py")), ids=lambda p: p.name)
 def test_integrations_import_only_public_core_names(path):
     bad = [
-        f"line {line}: {module}" for module, _, line in imports(path)
+        f"line {line}: {module}"
+        for module, _, line in imports(path)
         if module.startswith(("p2g3d.jobs", "p2g3d.training", "p2g3d.cli"))
-    ]  # fmt: skip
+    ]
     assert not bad, f"{path.name} imports jobs, training or the CLI: {bad}"
 
 
 @pytest.mark.parametrize("path", all_modules(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_private_name_crosses_a_module_boundary(path):
     bad = [
-        f"line {line}: {name} from {module}" for module, names, line in imports(path) if module.startswith("p2g3d")
-        for name in names if name.startswith("_") and name != "__version__"
-    ]  # fmt: skip
+        f"line {line}: {name} from {module}"
+        for module, names, line in imports(path)
+        if module.startswith("p2g3d")
+        for name in names
+        if name.startswith("_") and name != "__version__"
+    ]
     assert not bad, f"{path.relative_to(ROOT)} imports private names: {bad}"
 
 

@@ -52,10 +52,15 @@ def test_cube_against_a_shifted_copy(shift):
     # overestimate small distances by a fraction of the point spacing (~0.01 at 40k points).
     pred_points, _ = sample_surface(moved, 40000, 0)
     gt_points, _ = sample_surface(cube, 40000, 0)
-    exact = (box_surface_distance(pred_points, (0, 0, 0), 0.5).mean() + box_surface_distance(gt_points, (shift, 0, 0), 0.5).mean()) / 2
+    exact = (
+        box_surface_distance(pred_points, (0, 0, 0), 0.5).mean()
+        + box_surface_distance(gt_points, (shift, 0, 0), 0.5).mean()
+    ) / 2
     assert exact <= result["chamfer"] <= exact + 0.006
     # The syncdreamer protocol normalises with the GROUND TRUTH's box: a unit cube stays put, so nothing changes.
-    assert evaluate(moved, cube, "syncdreamer", num_points=40000)["chamfer"] == pytest.approx(result["chamfer"], abs=1e-9)
+    assert evaluate(moved, cube, "syncdreamer", num_points=40000)["chamfer"] == pytest.approx(
+        result["chamfer"], abs=1e-9
+    )
 
 
 @requires_3d
@@ -84,10 +89,14 @@ def test_syncdreamer_normalisation_scales_both_by_the_ground_truth():
 def test_triposr_recovers_a_known_rotation():
     body = trimesh.creation.box((1.0, 0.5, 0.3))
     post = trimesh.creation.box((0.2, 0.2, 0.6), transform=trimesh.transformations.translation_matrix((0.4, 0.15, 0.4)))
-    gt = trimesh.boolean.union([body, post]) if trimesh.boolean.engines_available else trimesh.util.concatenate([body, post])
-    rotation = trimesh.transformations.rotation_matrix(np.radians(90), (0, 0, 1)) @ trimesh.transformations.rotation_matrix(
-        np.radians(15), (1, 0, 0)
+    gt = (
+        trimesh.boolean.union([body, post])
+        if trimesh.boolean.engines_available
+        else trimesh.util.concatenate([body, post])
     )
+    rotation = trimesh.transformations.rotation_matrix(
+        np.radians(90), (0, 0, 1)
+    ) @ trimesh.transformations.rotation_matrix(np.radians(15), (1, 0, 0))
     rotation[:3, 3] = (0.3, -0.2, 0.1)
     pred = gt.copy()
     pred.apply_transform(rotation)

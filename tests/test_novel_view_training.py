@@ -30,8 +30,18 @@ def views_dir(tmp_path_factory):
 
 
 def _config(data, output, **overrides):
-    settings = dict(data=str(data), output_dir=str(output), pipeline="zero123", image_size=32, batch_size=4,
-                    checkpoint_every=2, log_every=1, warmup_steps=2, ema_decay=0.9, steps=4)  # fmt: skip
+    settings = dict(
+        data=str(data),
+        output_dir=str(output),
+        pipeline="zero123",
+        image_size=32,
+        batch_size=4,
+        checkpoint_every=2,
+        log_every=1,
+        warmup_steps=2,
+        ema_decay=0.9,
+        steps=4,
+    )
     settings.update(overrides)
     return TrainConfig(**settings)
 
@@ -96,7 +106,10 @@ def test_zero123_training_starts_like_the_official_model_and_resumes_exactly(vie
     with pytest.raises(ValueError, match="vae/ and image_encoder/"):
         train(_config(views_dir, tmp_path / "bad", steps=1, autoencoder=str(tmp_path)))
     vae_run = train(_config(views_dir, tmp_path / "vae", stage="vae", steps=1))
-    assert not all(torch.equal(x, y) for x, y in zip(start.vae.parameters(), Zero123Pipeline.from_pretrained(vae_run).vae.parameters()))
+    assert not all(
+        torch.equal(x, y)
+        for x, y in zip(start.vae.parameters(), Zero123Pipeline.from_pretrained(vae_run).vae.parameters())
+    )
 
 
 @requires_3d
@@ -122,7 +135,7 @@ def test_dropout_zeroes_the_clip_embedding_before_the_projection_and_keeps_the_p
     clip, pose = seen["input"][:, 0, :64], seen["input"][:, 0, 64:]
     dropped = ~clip.any(dim=1)
     assert 0.4 < dropped.float().mean() < 0.9  # r < 2p with p = 1/3
-    assert (pose[:, 1:3].pow(2).sum(1) == pytest.approx(1.0, abs=1e-5))  # sin^2 + cos^2: the pose always stays
+    assert pose[:, 1:3].pow(2).sum(1) == pytest.approx(1.0, abs=1e-5)  # sin^2 + cos^2: the pose always stays
 
 
 @requires_3d
@@ -135,7 +148,11 @@ def test_novel_view_evaluation_scores_generated_views_and_the_silhouette_baselin
     pipe = make_tiny_zero123_pipeline()
     result = evaluate_novel_views(pipe, dataset, targets_per_object=2, num_inference_steps=2, limit=2)
     assert result["objects"] == 2 and result["views"] == 4
-    baseline = [mask_iou(amodal_mask_from_whole(dataset[i].images[0]), amodal_mask_from_whole(dataset[i].images[t])) for i in range(2) for t in (1, 2)]
+    baseline = [
+        mask_iou(amodal_mask_from_whole(dataset[i].images[0]), amodal_mask_from_whole(dataset[i].images[t]))
+        for i in range(2)
+        for t in (1, 2)
+    ]
     assert result["miou_input_silhouette"] == pytest.approx(100 * np.mean(baseline))
     assert 0.0 <= result["miou_generated"] <= 100.0
     again = evaluate_novel_views(pipe, dataset, targets_per_object=2, num_inference_steps=2, limit=2)

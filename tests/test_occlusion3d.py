@@ -13,7 +13,9 @@ def test_oracle_masks_beat_visible_and_foreground_masks():
     scenes = [make_scene(seed, num_views=6, image_size=96) for seed in (0, 1)]
     rows = run_benchmark(scenes, resolution=64, num_points=5000)
     assert len(rows) == 6
-    by_method = {m: [r.metrics for r in rows if r.method == m] for m in ("visible", "all-foreground", "amodal (oracle)")}
+    by_method = {
+        m: [r.metrics for r in rows if r.method == m] for m in ("visible", "all-foreground", "amodal (oracle)")
+    }
     mean = lambda method, key: sum(m[key] for m in by_method[method]) / 2  # noqa: E731
     for other in ("visible", "all-foreground"):
         assert mean("amodal (oracle)", "chamfer") < mean(other, "chamfer")

@@ -59,7 +59,9 @@ def test_latents_are_honoured_and_samples_batch(tiny_pipeline, scene):
     image, mask = scene
     x_T = torch.randn(3, 4, 4, 4, generator=torch.Generator().manual_seed(5))
     batched = run(tiny_pipeline, image, mask, num_images_per_prompt=3, latents=x_T, output_type="latent")
-    singles = torch.cat([run(tiny_pipeline, image, mask, latents=x_T[i : i + 1], output_type="latent") for i in range(3)])
+    singles = torch.cat(
+        [run(tiny_pipeline, image, mask, latents=x_T[i : i + 1], output_type="latent") for i in range(3)]
+    )
     torch.testing.assert_close(batched, singles, atol=1e-4, rtol=1e-4)
     assert not torch.allclose(batched[0], batched[1])
     with pytest.raises(ValueError, match="latents must have shape"):
@@ -93,7 +95,13 @@ def test_guidance_below_one_still_applies_cfg(tiny_pipeline, scene):
 def test_ddim_runs_the_official_timesteps(tiny_pipeline, scene):
     image, mask = scene
     seen = []
-    run(tiny_pipeline, image, mask, num_inference_steps=7, callback_on_step_end=lambda p, i, t, kw: seen.append(int(t)) or kw)
+    run(
+        tiny_pipeline,
+        image,
+        mask,
+        num_inference_steps=7,
+        callback_on_step_end=lambda p, i, t, kw: seen.append(int(t)) or kw,
+    )
     assert seen == official_ddim_timesteps(7)
     assert len(seen) == len(range(0, 1000, 1000 // 7)) - 1
 
@@ -104,7 +112,13 @@ def test_other_schedulers_swap_in(tiny_pipeline, scene):
     try:
         tiny_pipeline.scheduler = EulerDiscreteScheduler.from_config(original.config)
         seen = []
-        out = run(tiny_pipeline, image, mask, output_type="pt", callback_on_step_end=lambda p, i, t, kw: seen.append(float(t)) or kw)
+        out = run(
+            tiny_pipeline,
+            image,
+            mask,
+            output_type="pt",
+            callback_on_step_end=lambda p, i, t, kw: seen.append(float(t)) or kw,
+        )
         assert out.shape == (1, 3, SIZE, SIZE) and torch.isfinite(out).all()
         assert len(seen) == 4
     finally:
@@ -134,7 +148,9 @@ def test_save_and_load_roundtrip(tiny_pipeline, tiny_model_dir, scene):
     image, mask = scene
     loaded = Pix2GestaltPipeline.from_pretrained(tiny_model_dir)
     loaded.set_progress_bar_config(disable=True)
-    torch.testing.assert_close(run(loaded, image, mask, output_type="latent"), run(tiny_pipeline, image, mask, output_type="latent"))
+    torch.testing.assert_close(
+        run(loaded, image, mask, output_type="latent"), run(tiny_pipeline, image, mask, output_type="latent")
+    )
 
 
 def test_inputs_are_resized_to_the_working_size(tiny_pipeline):
@@ -184,8 +200,9 @@ def test_a_scene_encoded_once_conditions_like_per_pair_encoding(tiny_pipeline, s
         torch.testing.assert_close(concat[k : k + 1], per_pair, atol=1e-5, rtol=0)
     torch.testing.assert_close(context, tiny_pipeline.encode_context(scene_tensor), atol=1e-6, rtol=0)
     noise = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(1))
-    given = tiny_pipeline(context=context, concat_latents=concat[:1], num_inference_steps=4, eta=0.0, latents=noise,
-                          output_type="latent").images  # fmt: skip
+    given = tiny_pipeline(
+        context=context, concat_latents=concat[:1], num_inference_steps=4, eta=0.0, latents=noise, output_type="latent"
+    ).images
     from_inputs = run(tiny_pipeline, image, mask, latents=noise, output_type="latent")
     torch.testing.assert_close(given, from_inputs, atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="either image and visible_mask, or context and concat_latents"):

@@ -70,10 +70,16 @@ def test_sampling_step_by_step(pipe, inputs, expected, case):
     scene, mask = inputs
     record = StepRecorder()
     final = pipe(
-        scene, mask, num_inference_steps=10, guidance_scale=CASES[case], eta=0.0, latents=expected[f"{case}.x_T"],
-        output_type="latent", callback_on_step_end=record,
+        scene,
+        mask,
+        num_inference_steps=10,
+        guidance_scale=CASES[case],
+        eta=0.0,
+        latents=expected[f"{case}.x_T"],
+        output_type="latent",
+        callback_on_step_end=record,
         callback_on_step_end_tensor_inputs=record.tensor_inputs,
-    ).images  # fmt: skip
+    ).images
     assert record.timesteps == expected[f"{case}.step_timesteps"].tolist()
     assert max_abs(torch.stack(record.latents), expected[f"{case}.latents_per_step"]) <= LATENT_TOL
     assert max_abs(torch.stack(record.pred_x0), expected[f"{case}.pred_x0_per_step"]) <= LATENT_TOL

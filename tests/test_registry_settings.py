@@ -45,7 +45,9 @@ def test_run_time_registration_and_protocol_check():
 
 
 def test_cli_refuses_backend_options_in_one_line(tmp_path, capsys):
-    code = main(["reconstruct", str(tmp_path), "-o", str(tmp_path / "m.glb"), "--method", "nerfstudio", "--resolution", "9"])
+    code = main(
+        ["reconstruct", str(tmp_path), "-o", str(tmp_path / "m.glb"), "--method", "nerfstudio", "--resolution", "9"]
+    )
     assert code == 2 and "does not take resolution" in capsys.readouterr().err
 
 
@@ -63,7 +65,9 @@ def test_command_line_defaults_are_the_library_defaults(command, settings_class,
 
 
 def test_train_options_are_the_config_fields():
-    args = build_parser(["train"]).parse_args(["train", "--data", "d", "-o", "run", "--lr", "0.5", "--calibrate-latent-scale"])
+    args = build_parser(["train"]).parse_args(
+        ["train", "--data", "d", "-o", "run", "--lr", "0.5", "--calibrate-latent-scale"]
+    )
     config = TrainConfig(**settings_from_arguments(TrainConfig, args))
     defaults = TrainConfig(data="d", output_dir="run", learning_rate=0.5, calibrate_latent_scale=True)
     assert config == defaults

@@ -111,7 +111,9 @@ def test_cluttered_scenes_hide_the_target_in_several_views_on_textured_backgroun
         empty = ~view.amodal_mask & ~view.occluder_mask
         assert (view.image[empty] != 255).any(axis=-1).mean() > 0.5  # not a white background
         assert (view.whole_image[~view.amodal_mask] == 255).all()  # the whole object is still on white
-    np.testing.assert_array_equal(make_scene(4, num_views=8, image_size=64, style="cluttered").views[5].image, scene.views[5].image)
+    np.testing.assert_array_equal(
+        make_scene(4, num_views=8, image_size=64, style="cluttered").views[5].image, scene.views[5].image
+    )
     with pytest.raises(ValueError, match="style"):
         make_scene(4, style="busy")
 

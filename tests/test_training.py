@@ -64,8 +64,17 @@ def test_dropout_follows_the_official_split():
 
 
 def _config(dataset_dir, output, **overrides):
-    settings = dict(data=str(dataset_dir), output_dir=str(output), image_size=32, batch_size=4, checkpoint_every=2,
-                    log_every=1, warmup_steps=2, ema_decay=0.9, steps=4)  # fmt: skip
+    settings = dict(
+        data=str(dataset_dir),
+        output_dir=str(output),
+        image_size=32,
+        batch_size=4,
+        checkpoint_every=2,
+        log_every=1,
+        warmup_steps=2,
+        ema_decay=0.9,
+        steps=4,
+    )
     settings.update(overrides)
     return TrainConfig(**settings)
 
@@ -77,7 +86,10 @@ def test_training_resumes_exactly_and_saves_ema_weights(dataset_dir, tmp_path):
     train(_config(dataset_dir, tmp_path / "resumed", init=str(vae_model), steps=2))
     resumed = train(_config(dataset_dir, tmp_path / "resumed", init=str(vae_model)))
     a, b = Pix2GestaltPipeline.from_pretrained(straight), Pix2GestaltPipeline.from_pretrained(resumed)
-    for x, y in zip(list(a.unet.parameters()) + list(a.cc_projection.parameters()), list(b.unet.parameters()) + list(b.cc_projection.parameters())):
+    for x, y in zip(
+        list(a.unet.parameters()) + list(a.cc_projection.parameters()),
+        list(b.unet.parameters()) + list(b.cc_projection.parameters()),
+    ):
         assert torch.equal(x, y)
     log = [json.loads(line) for line in (tmp_path / "straight" / "train_log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [1, 2, 3, 4] and all(np.isfinite(entry["loss"]) for entry in log)
@@ -85,7 +97,9 @@ def test_training_resumes_exactly_and_saves_ema_weights(dataset_dir, tmp_path):
     vae_trained = Pix2GestaltPipeline.from_pretrained(vae_model).vae
     assert all(torch.equal(x, y) for x, y in zip(vae_trained.parameters(), a.vae.parameters()))  # VAE frozen
     # The saved UNet is the EMA copy: with decay 0 the EMA equals the raw weights, with decay 0.9 it does not.
-    raw = Pix2GestaltPipeline.from_pretrained(train(_config(dataset_dir, tmp_path / "raw", init=str(vae_model), ema_decay=0.0)))
+    raw = Pix2GestaltPipeline.from_pretrained(
+        train(_config(dataset_dir, tmp_path / "raw", init=str(vae_model), ema_decay=0.0))
+    )
     assert not all(torch.equal(x, y) for x, y in zip(raw.unet.parameters(), a.unet.parameters()))
     assert all(torch.equal(x, y) for x, y in zip(raw.cc_projection.parameters(), a.cc_projection.parameters()))
 
@@ -125,7 +139,13 @@ def test_cocoa_annotations(tmp_path):
     PIL.Image.fromarray(np.full((20, 30, 3), 200, np.uint8)).save(tmp_path / "a.png")
     annotation = {
         "images": [{"id": 1, "file_name": "a.png", "height": 20, "width": 30}],
-        "annotations": [{"image_id": 1, "segmentation": [[5, 5, 25, 5, 25, 15, 5, 15]], "inmodal_seg": [[5, 5, 15, 5, 15, 15, 5, 15]]}],
+        "annotations": [
+            {
+                "image_id": 1,
+                "segmentation": [[5, 5, 25, 5, 25, 15, 5, 15]],
+                "inmodal_seg": [[5, 5, 15, 5, 15, 15, 5, 15]],
+            }
+        ],
     }
     (tmp_path / "ann.json").write_text(json.dumps(annotation))
     (example,) = list(examples_from_cocoa(tmp_path / "ann.json", tmp_path))
@@ -174,12 +194,48 @@ def test_a_checkpoint_counts_only_when_complete(dataset_dir, tmp_path):
 def test_cli_make_data_train_and_eval(tmp_path, capsys):
     data = tmp_path / "data"
     assert main(["make-data", str(data), "--count", "6", "--image-size", "32", "--seed", "3"]) == 0
-    assert main(["train", "--data", str(data), "-o", str(tmp_path / "run"), "--steps", "2", "--batch-size", "2",
-                 "--image-size", "32", "--stage", "vae"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "-o",
+                str(tmp_path / "run"),
+                "--steps",
+                "2",
+                "--batch-size",
+                "2",
+                "--image-size",
+                "32",
+                "--stage",
+                "vae",
+            ]
+        )
+        == 0
+    )
     model = tmp_path / "run" / "model"
     capsys.readouterr()
-    assert main(["eval-amodal", "--model", str(model), "--data", str(data), "--samples", "2", "--steps", "2",
-                 "--limit", "2", "--device", "cpu"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval-amodal",
+                "--model",
+                str(model),
+                "--data",
+                str(data),
+                "--samples",
+                "2",
+                "--steps",
+                "2",
+                "--limit",
+                "2",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["objects"] == 2
     assert main(["eval-amodal", "--model", str(model)]) == 2
 
@@ -204,7 +260,6 @@ def test_latent_scale_calibration_and_mode_targets(dataset_dir, tmp_path):
     assert torch.allclose(model.denormalize_latents(model.normalize_latents(z)), z, atol=1e-5)
     with pytest.raises(ValueError, match="target_latent"):
         train(_config(dataset_dir, tmp_path / "bad", target_latent="median"))
-
 
 
 def test_make_data_replaces_only_an_earlier_dataset(tmp_path):

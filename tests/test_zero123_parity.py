@@ -63,7 +63,10 @@ def test_eps_at_both_poses_and_negative_control(pipe, expected):
     z_t, t = expected["z_t"], expected["t"]
     eps = lambda context, concat, scale: pipe.predict_noise(z_t, t, context, concat, scale)  # noqa: E731
     assert max_abs(eps(expected["context"], expected["c_concat"], 1.0), expected["eps_cond"]) <= SINGLE_CALL_TOL
-    assert max_abs(eps(expected["context_pose2"], expected["c_concat"], 1.0), expected["eps_cond_pose2"]) <= SINGLE_CALL_TOL
+    assert (
+        max_abs(eps(expected["context_pose2"], expected["c_concat"], 1.0), expected["eps_cond_pose2"])
+        <= SINGLE_CALL_TOL
+    )
     assert max_abs(eps(expected["uc_context"], expected["uc_c_concat"], 1.0), expected["eps_uncond"]) <= SINGLE_CALL_TOL
     assert max_abs(eps(expected["context"], expected["c_concat"], 3.0), expected["eps_cfg_batched"]) <= SINGLE_CALL_TOL
     cond = eps(expected["context"], expected["c_concat"], 1.0)
@@ -74,10 +77,16 @@ def test_eps_at_both_poses_and_negative_control(pipe, expected):
 def test_sampling_step_by_step(pipe, source, expected, z123_reference, case):
     record = StepRecorder()
     final = pipe(
-        source, *POSE_1, num_inference_steps=10, guidance_scale=CASES[case], eta=0.0, latents=expected[f"{case}.x_T"],
-        output_type="latent", callback_on_step_end=record,
+        source,
+        *POSE_1,
+        num_inference_steps=10,
+        guidance_scale=CASES[case],
+        eta=0.0,
+        latents=expected[f"{case}.x_T"],
+        output_type="latent",
+        callback_on_step_end=record,
         callback_on_step_end_tensor_inputs=record.tensor_inputs,
-    ).images  # fmt: skip
+    ).images
     assert record.timesteps == expected[f"{case}.step_timesteps"].tolist()
     assert max_abs(torch.stack(record.latents), expected[f"{case}.latents_per_step"]) <= LATENT_TOL
     assert max_abs(torch.stack(record.pred_x0), expected[f"{case}.pred_x0_per_step"]) <= LATENT_TOL
@@ -94,12 +103,25 @@ def test_sampling_step_by_step(pipe, source, expected, z123_reference, case):
 def test_several_views_in_one_call_equal_single_calls(pipe, source, expected):
     x_T = torch.cat([expected["a.x_T"], expected["a.x_T"]])
     both = pipe(
-        source, polar=[POSE_1[0], POSE_2[0]], azimuth=[POSE_1[1], POSE_2[1]], radius=[POSE_1[2], POSE_2[2]],
-        num_inference_steps=10, guidance_scale=3.0, eta=0.0, latents=x_T, output_type="latent",
-    ).images  # fmt: skip
+        source,
+        polar=[POSE_1[0], POSE_2[0]],
+        azimuth=[POSE_1[1], POSE_2[1]],
+        radius=[POSE_1[2], POSE_2[2]],
+        num_inference_steps=10,
+        guidance_scale=3.0,
+        eta=0.0,
+        latents=x_T,
+        output_type="latent",
+    ).images
     assert max_abs(both[:1], expected["a.latent"]) <= LATENT_TOL
     single_pose2 = pipe(
-        source, *POSE_2, num_inference_steps=10, guidance_scale=3.0, eta=0.0, latents=expected["a.x_T"], output_type="latent"
+        source,
+        *POSE_2,
+        num_inference_steps=10,
+        guidance_scale=3.0,
+        eta=0.0,
+        latents=expected["a.x_T"],
+        output_type="latent",
     ).images
     assert max_abs(both[1:], single_pose2) <= 1e-4
 
@@ -127,10 +149,12 @@ def test_community_diffusers_layout_loads_without_running_its_code(converted_z12
     shutil.copytree(converted_z123, folder)
     index = json.loads((folder / "model_index.json").read_text())
     index.update(
-        _class_name="Zero1to3StableDiffusionPipeline", cc_projection=["pipeline_zero1to3", "CCProjection"],
-        safety_checker=[None, None], feature_extractor=["transformers", "CLIPImageProcessor"],
+        _class_name="Zero1to3StableDiffusionPipeline",
+        cc_projection=["pipeline_zero1to3", "CCProjection"],
+        safety_checker=[None, None],
+        feature_extractor=["transformers", "CLIPImageProcessor"],
         requires_safety_checker=False,
-    )  # fmt: skip
+    )
     (folder / "model_index.json").write_text(json.dumps(index))
     weights = folder / "cc_projection" / "diffusion_pytorch_model.safetensors"
     torch.save(load_file(weights), folder / "cc_projection" / "diffusion_pytorch_model.bin")
@@ -140,6 +164,12 @@ def test_community_diffusers_layout_loads_without_running_its_code(converted_z12
     pipe = Zero123Pipeline.from_pretrained(folder)
     pipe.set_progress_bar_config(disable=True)
     final = pipe(
-        source, *POSE_1, num_inference_steps=10, guidance_scale=3.0, eta=0.0, latents=expected["a.x_T"], output_type="latent"
+        source,
+        *POSE_1,
+        num_inference_steps=10,
+        guidance_scale=3.0,
+        eta=0.0,
+        latents=expected["a.x_T"],
+        output_type="latent",
     ).images
     assert max_abs(final, expected["a.latent"]) <= LATENT_TOL

@@ -40,10 +40,17 @@ def test_reframe_matches_training_framing(cutout):
     assert abs((rows.min() + rows.max() + 1) / 2 - 128) <= 1 and abs((cols.min() + cols.max() + 1) / 2 - 128) <= 1
     mask = cutout[..., 3] > 0
     as_object = AmodalObject(
-        label=0, whole_rgb=cutout[..., :3].copy(), whole_rgba=cutout.copy(), amodal_mask=mask, visible_mask=mask,
-        occluded_mask=np.zeros_like(mask), sample_images=cutout[None, ..., :3].copy(), sample_masks=mask[None],
-        confidence=1.0, best_sample=0,
-    )  # fmt: skip
+        label=0,
+        whole_rgb=cutout[..., :3].copy(),
+        whole_rgba=cutout.copy(),
+        amodal_mask=mask,
+        visible_mask=mask,
+        occluded_mask=np.zeros_like(mask),
+        sample_images=cutout[None, ..., :3].copy(),
+        sample_masks=mask[None],
+        confidence=1.0,
+        best_sample=0,
+    )
     np.testing.assert_array_equal(reframe_for_zero123(as_object, 256), framed)
     np.testing.assert_array_equal(reframe_for_zero123(PIL.Image.fromarray(cutout), 256), framed)
     np.testing.assert_array_equal(reframe_for_zero123((cutout[..., :3], mask), 256), framed)
@@ -81,9 +88,17 @@ def test_views_equal_direct_pipeline_calls_and_ignore_batching(generator, cutout
     polar, azimuth, radius = views[2].relative_pose
     assert polar == pytest.approx(10.0)  # 10 degrees lower is +10 delta polar
     direct = pipe(
-        reframe_for_zero123(cutout, 64), polar, azimuth, radius, num_inference_steps=4, guidance_scale=3.0, eta=1.0,
-        generator=[noise], latents=latents, output_type="np",
-    ).images[0]  # fmt: skip
+        reframe_for_zero123(cutout, 64),
+        polar,
+        azimuth,
+        radius,
+        num_inference_steps=4,
+        guidance_scale=3.0,
+        eta=1.0,
+        generator=[noise],
+        latents=latents,
+        output_type="np",
+    ).images[0]
     assert np.abs((255.0 * direct).astype(np.uint8).astype(int) - views[2].image).max() <= 1
 
 

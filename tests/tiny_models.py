@@ -15,26 +15,48 @@ CONTEXT = 16
 def tiny_components(unet_in_channels: int, projection_in: int, latent_size: int) -> dict:
     """Components with an 8x VAE (image side ``8 * latent_size``), a 2-level UNet and a 1-layer CLIP tower."""
     unet = UNet2DConditionModel(
-        sample_size=latent_size, in_channels=unet_in_channels, out_channels=4, block_out_channels=(32, 32),
-        layers_per_block=1, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=CONTEXT, attention_head_dim=2,
+        sample_size=latent_size,
+        in_channels=unet_in_channels,
+        out_channels=4,
+        block_out_channels=(32, 32),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=CONTEXT,
+        attention_head_dim=2,
         norm_num_groups=8,
-    )  # fmt: skip
+    )
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=4,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8, 8, 8, 8),
+        layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        norm_num_groups=4,
         sample_size=8 * latent_size,
-    )  # fmt: skip
+    )
     clip = CLIPVisionModelWithProjection(
         CLIPVisionConfig(
-            hidden_size=32, intermediate_size=64, projection_dim=CONTEXT, num_hidden_layers=1, num_attention_heads=1,
-            image_size=224, patch_size=32, hidden_act="quick_gelu", layer_norm_eps=1e-5,
-        )  # fmt: skip
+            hidden_size=32,
+            intermediate_size=64,
+            projection_dim=CONTEXT,
+            num_hidden_layers=1,
+            num_attention_heads=1,
+            image_size=224,
+            patch_size=32,
+            hidden_act="quick_gelu",
+            layer_norm_eps=1e-5,
+        )
     )
     return {
-        "vae": vae.eval(), "image_encoder": clip.eval(), "unet": unet.eval(),
-        "cc_projection": CCProjection(projection_in, CONTEXT).eval(), "scheduler": official_ddim_scheduler(),
-    }  # fmt: skip
+        "vae": vae.eval(),
+        "image_encoder": clip.eval(),
+        "unet": unet.eval(),
+        "cc_projection": CCProjection(projection_in, CONTEXT).eval(),
+        "scheduler": official_ddim_scheduler(),
+    }
 
 
 def make_tiny_pipeline(seed: int = 0) -> Pix2GestaltPipeline:
@@ -72,7 +94,9 @@ def marching_cubes_tables() -> tuple[torch.Tensor, torch.Tensor]:
     cases = torch.zeros(256, 5, 3, dtype=torch.long)
     masks = torch.zeros(256, 5, dtype=torch.bool)
     for case in range(1, 255):
-        field = np.array([[[1.0 if case >> (x + 2 * y + 4 * z) & 1 else -1.0 for z in (0, 1)] for y in (0, 1)] for x in (0, 1)])
+        field = np.array(
+            [[[1.0 if case >> (x + 2 * y + 4 * z) & 1 else -1.0 for z in (0, 1)] for y in (0, 1)] for x in (0, 1)]
+        )
         vertices, faces, _, _ = marching_cubes(field, 0.0, method="lorensen")
         for slot, face in enumerate(faces):
             cases[case, slot] = torch.tensor([edge_numbers[tuple(float(c) for c in vertices[v])] for v in face])
@@ -90,32 +114,64 @@ def make_tiny_shap_e_pipeline(seed: int = 0):
     torch.manual_seed(seed)
     width, renderer_width = 32, 8
     prior = PriorTransformer(
-        num_attention_heads=2, attention_head_dim=16, embedding_dim=width, num_embeddings=32, embedding_proj_dim=width,
-        time_embed_dim=4 * width, num_layers=1, clip_embed_dim=2 * width, additional_embeddings=0,
-        time_embed_act_fn="gelu", norm_in_type="layer", embedding_proj_norm_type="layer", encoder_hid_proj_type=None,
+        num_attention_heads=2,
+        attention_head_dim=16,
+        embedding_dim=width,
+        num_embeddings=32,
+        embedding_proj_dim=width,
+        time_embed_dim=4 * width,
+        num_layers=1,
+        clip_embed_dim=2 * width,
+        additional_embeddings=0,
+        time_embed_act_fn="gelu",
+        norm_in_type="layer",
+        embedding_proj_norm_type="layer",
+        encoder_hid_proj_type=None,
         added_emb_type=None,
-    )  # fmt: skip
+    )
     image_encoder = CLIPVisionModel(
         CLIPVisionConfig(
-            hidden_size=width, image_size=32, projection_dim=width, intermediate_size=37, num_attention_heads=4,
-            num_hidden_layers=2, patch_size=8,
-        )  # fmt: skip
+            hidden_size=width,
+            image_size=32,
+            projection_dim=width,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            patch_size=8,
+        )
     )
     processor = CLIPImageProcessor(
-        crop_size=32, size=32, do_center_crop=True, do_normalize=True, do_resize=True, resample=3,
-        image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711],
-    )  # fmt: skip
+        crop_size=32,
+        size=32,
+        do_center_crop=True,
+        do_normalize=True,
+        do_resize=True,
+        resample=3,
+        image_mean=[0.48145466, 0.4578275, 0.40821073],
+        image_std=[0.26862954, 0.26130258, 0.27577711],
+    )
     renderer = ShapERenderer(
         param_shapes=((renderer_width, 93), (renderer_width, 8), (renderer_width, 8), (renderer_width, 8)),
-        d_latent=width, d_hidden=renderer_width, n_output=12, background=(0.1, 0.1, 0.1),
-    )  # fmt: skip
+        d_latent=width,
+        d_hidden=renderer_width,
+        n_output=12,
+        background=(0.1, 0.1, 0.1),
+    )
     cases, masks = marching_cubes_tables()
     renderer.mesh_decoder.cases.copy_(cases)
     renderer.mesh_decoder.masks.copy_(masks)
     scheduler = HeunDiscreteScheduler(
-        beta_schedule="exp", num_train_timesteps=1024, prediction_type="sample", use_karras_sigmas=True,
-        clip_sample=True, clip_sample_range=1.0,
-    )  # fmt: skip
+        beta_schedule="exp",
+        num_train_timesteps=1024,
+        prediction_type="sample",
+        use_karras_sigmas=True,
+        clip_sample=True,
+        clip_sample_range=1.0,
+    )
     return ShapEImg2ImgPipeline(
-        prior=prior, image_encoder=image_encoder, image_processor=processor, shap_e_renderer=renderer, scheduler=scheduler
+        prior=prior,
+        image_encoder=image_encoder,
+        image_processor=processor,
+        shap_e_renderer=renderer,
+        scheduler=scheduler,
     )

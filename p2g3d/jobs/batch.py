@@ -134,7 +134,9 @@ def _manifest_items(manifest: Path) -> list[BatchItem]:
             entry = json.loads(line)
             image, masks = manifest.parent / entry["image"], tuple(manifest.parent / m for m in entry["masks"])
         except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise ValueError(f"{manifest} line {number}: expected {{\"image\": ..., \"masks\": [...]}} ({error})") from error
+            raise ValueError(
+                f'{manifest} line {number}: expected {{"image": ..., "masks": [...]}} ({error})'
+            ) from error
         items.append(BatchItem(str(entry.get("id", Path(entry["image"]).stem)), image, masks, tuple(range(len(masks)))))
     return items
 
@@ -149,17 +151,23 @@ def _coco_items(annotation_file: Path, images: Path) -> list[BatchItem]:
             by_image[annotation["image_id"]].append(annotation)
         infos = {image["id"]: image for image in data["images"]}
     except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{annotation_file} is not a COCO-style annotation file ({error.__class__.__name__}: {error})") from error
+        raise ValueError(
+            f"{annotation_file} is not a COCO-style annotation file ({error.__class__.__name__}: {error})"
+        ) from error
     items = []
     for image_id, image_annotations in by_image.items():
         info = infos[image_id]
         visible = tuple(a.get("inmodal_seg", a.get("segmentation")) for a in image_annotations)
         items.append(
             BatchItem(
-                Path(info["file_name"]).stem, images / info["file_name"], visible, tuple(a["id"] for a in image_annotations),
-                (info["height"], info["width"]), (("id", image_id), ("file_name", info["file_name"])),
+                Path(info["file_name"]).stem,
+                images / info["file_name"],
+                visible,
+                tuple(a["id"] for a in image_annotations),
+                (info["height"], info["width"]),
+                (("id", image_id), ("file_name", info["file_name"])),
             )
-        )  # fmt: skip
+        )
     return items
 
 
@@ -172,7 +180,10 @@ def load_item(item: BatchItem) -> tuple[np.ndarray, list[np.ndarray]]:
         masks = [load_mask(path) for path in item.masks]
     else:
         if image.shape[:2] != item.size:
-            raise ValueError(f"{item.image} is {image.shape[0]}x{image.shape[1]} but its annotations say {item.size[0]}x{item.size[1]}")
+            raise ValueError(
+                f"{item.image} is {image.shape[0]}x{image.shape[1]}, "
+                f"but its annotations say {item.size[0]}x{item.size[1]}"
+            )
         masks = [decode_segmentation(segmentation, *item.size) for segmentation in item.masks]
     object_masks(masks, *image.shape[:2])  # sizes, emptiness, binary values
     return image, masks
@@ -200,7 +211,9 @@ class BatchRun:
             changed = sorted(k for k in set(saved) | set(self.fingerprint) if saved.get(k) != self.fingerprint.get(k))
             if changed:
                 details = "; ".join(f"{k}: was {saved.get(k)!r}, now {self.fingerprint.get(k)!r}" for k in changed)
-                raise ValueError(f"{self.output} holds a batch run with other settings ({details}); use another output folder")
+                raise ValueError(
+                    f"{self.output} holds a batch run with other settings ({details}); use another output folder"
+                )
         else:
             write_files_atomic({record: json_bytes(self.fingerprint)})
 
@@ -227,7 +240,9 @@ class BatchRun:
                 counts["failed"] += 1
         seeds = [derive_seed(seed, zlib.crc32(item.item_id.encode())) for item, _, _ in loaded]
         try:
-            results = completer.complete_many([(image, masks, s) for (_, image, masks), s in zip(loaded, seeds)], show_progress=False)
+            results = completer.complete_many(
+                [(image, masks, s) for (_, image, masks), s in zip(loaded, seeds)], show_progress=False
+            )
         except ValueError:
             if len(loaded) == 1:
                 raise
@@ -247,30 +262,50 @@ class BatchRun:
         for entry, result in zip(objects, results):
             entry["amodal_rle"] = encode_rle(result.amodal_mask)
             entry["visible_rle"] = encode_rle(result.visible_mask)
-        record = {"id": item.item_id, "image": str(item.image), "height": image.shape[0], "width": image.shape[1],
-                  "image_info": dict(item.image_info), "objects": objects}  # fmt: skip
+        record = {
+            "id": item.item_id,
+            "image": str(item.image),
+            "height": image.shape[0],
+            "width": image.shape[1],
+            "image_info": dict(item.image_info),
+            "objects": objects,
+        }
         (self.folder(item) / "error.json").unlink(missing_ok=True)
         write_files_atomic({self.folder(item) / "done.json": json_bytes(record)})
 
     def record_error(self, item: BatchItem, error: BaseException) -> None:
         reason = f"{error.__class__.__name__}: {' '.join(str(error).split())}"
-        write_files_atomic({self.folder(item) / "error.json": json_bytes({"id": item.item_id, "image": str(item.image), "reason": reason})})
+        write_files_atomic(
+            {
+                self.folder(item) / "error.json": json_bytes(
+                    {"id": item.item_id, "image": str(item.image), "reason": reason}
+                )
+            }
+        )
 
     def finalize(self, items: Sequence[BatchItem]) -> dict:
         """Rebuild ``results.jsonl``, ``amodal_annotations.json`` and ``errors.jsonl`` from the item folders."""
         records = [json.loads((self.folder(i) / "done.json").read_text()) for i in items if self.is_done(i)]
         errors = [
             json.loads((self.folder(i) / "error.json").read_text())
-            for i in items if not self.is_done(i) and (self.folder(i) / "error.json").is_file()
-        ]  # fmt: skip
+            for i in items
+            if not self.is_done(i) and (self.folder(i) / "error.json").is_file()
+        ]
         lines = "".join(json.dumps({k: v for k, v in r.items() if k != "image_info"}) + "\n" for r in records)
-        write_files_atomic({
-            self.output / "results.jsonl": lines.encode(),
-            self.output / "amodal_annotations.json": json_bytes(coco_annotations(records)),
-            self.output / "errors.jsonl": "".join(json.dumps(e) + "\n" for e in errors).encode(),
-        })  # fmt: skip
-        return {"items": len(items), "done": len(records), "failed": len(errors),
-                "objects": sum(len(r["objects"]) for r in records), "output": str(self.output)}  # fmt: skip
+        write_files_atomic(
+            {
+                self.output / "results.jsonl": lines.encode(),
+                self.output / "amodal_annotations.json": json_bytes(coco_annotations(records)),
+                self.output / "errors.jsonl": "".join(json.dumps(e) + "\n" for e in errors).encode(),
+            }
+        )
+        return {
+            "items": len(items),
+            "done": len(records),
+            "failed": len(errors),
+            "objects": sum(len(r["objects"]) for r in records),
+            "output": str(self.output),
+        }
 
 
 def _mask_names(item: BatchItem) -> list[str]:
@@ -288,11 +323,20 @@ def coco_annotations(records: Sequence[dict]) -> dict:
         images.append({"id": image_id, "file_name": file_name, "height": record["height"], "width": record["width"]})
         for entry in record["objects"]:
             x0, y0, x1, y1 = entry["amodal_box_xyxy"]
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
-                "segmentation": entry["amodal_rle"], "inmodal_seg": entry["visible_rle"], "area": entry["amodal_area"],
-                "bbox": [x0, y0, x1 - x0, y1 - y0], "score": entry["confidence"], "source_label": entry["label"],
-            })  # fmt: skip
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                    "segmentation": entry["amodal_rle"],
+                    "inmodal_seg": entry["visible_rle"],
+                    "area": entry["amodal_area"],
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "score": entry["confidence"],
+                    "source_label": entry["label"],
+                }
+            )
     return {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "object"}]}
 
 
@@ -326,7 +370,13 @@ def pending_chunks(run: BatchRun, items: Sequence[BatchItem], pack: int) -> tupl
 
 
 def run_ray(
-    run: BatchRun, items: Sequence[BatchItem], make_completer: Callable, seed: int, *, pack: int = 4, actors: int | None = None
+    run: BatchRun,
+    items: Sequence[BatchItem],
+    make_completer: Callable,
+    seed: int,
+    *,
+    pack: int = 4,
+    actors: int | None = None,
 ) -> dict:
     """Process the unfinished items on a Ray cluster: Ray Data over the chunks of ``pack`` items, ``map_batches``
     with an actor pool of ``actors`` workers (default: one per GPU of the cluster, else one), each holding one
@@ -393,7 +443,9 @@ def run_batch(
         if state.is_main_process:
             run.prepare()
         state.wait_for_everyone()
-        counts = run_items(run, items, make_completer, seed, shard=(state.process_index, state.num_processes), pack=pack)
+        counts = run_items(
+            run, items, make_completer, seed, shard=(state.process_index, state.num_processes), pack=pack
+        )
         state.wait_for_everyone()
         summary = run.finalize(items) if state.is_main_process else {}
     return {**summary, **counts, "seconds": round(time.perf_counter() - started, 1)}

@@ -23,7 +23,9 @@ def write_completion(output: Path, image, results, mask_names: list[str], summar
     stale = set()
     if previous.is_file():
         try:
-            stale = {name for obj in json.loads(previous.read_text()).get("objects", []) for name in obj["files"].values()}
+            stale = {
+                name for obj in json.loads(previous.read_text()).get("objects", []) for name in obj["files"].values()
+            }
         except (json.JSONDecodeError, AttributeError, KeyError, TypeError):
             logger.warning("%s is not a summary this command wrote; leaving the folder's other files alone", previous)
     objects = []

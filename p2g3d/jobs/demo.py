@@ -30,10 +30,11 @@ def run_demo(
     """Run the demo; returns the metrics table (also written to ``output/metrics.md`` and ``metrics.json``).
 
     Scenes have the seeds ``seed`` .. ``seed + scenes - 1`` and the given :func:`~p2g3d.scenes.make_scene` style
-    (default ``"cluttered"``: occluders of any shape and colour in several views, textured backgrounds); every view's target is completed once from its visible
-    mask (seeded per scene and view from ``seed``), the target is carved from visible, all-foreground, completed and
-    oracle amodal masks, each mesh is exported as ``scene_S/<method>.glb`` next to the ground truth, and
-    ``scene_S/preview.png`` shows the views with each method's masks over the true amodal mask.
+    (default ``"cluttered"``: occluders of any shape and colour in several views, textured backgrounds); every
+    view's target is completed once from its visible mask (seeded per scene and view from ``seed``), the target is
+    carved from visible, all-foreground, completed and oracle amodal masks, each mesh is exported as
+    ``scene_S/<method>.glb`` next to the ground truth, and ``scene_S/preview.png`` shows the views with each
+    method's masks over the true amodal mask.
     """
     from ..completer import AmodalCompleter  # torch, diffusers and the 3D stack load here, not when the CLI starts
     from ..scenes import make_scene

@@ -84,8 +84,12 @@ def occluded_image_to_meshes(
             record.update(occluded_fraction=source.occluded_fraction, confidence=source.confidence)
         result = backend.generate(source, seed=seed + index)
         mesh_file = export_mesh(result.mesh, output / f"object_{index:02d}.glb")
-        preview_file = save_png(output / f"object_{index:02d}_preview.png", image_to_3d_sheet(image, mask, on_white(source), result))
-        record.update(mesh=mesh_file.name, preview=preview_file.name, backend=result.backend, camera=result.camera.to_dict())
+        preview_file = save_png(
+            output / f"object_{index:02d}_preview.png", image_to_3d_sheet(image, mask, on_white(source), result)
+        )
+        record.update(
+            mesh=mesh_file.name, preview=preview_file.name, backend=result.backend, camera=result.camera.to_dict()
+        )
         if ground_truth is not None:
             metrics = evaluate(result.mesh, ground_truth, protocol)
             record["metrics"] = {key: value for key, value in metrics.items() if key != "alignment"}

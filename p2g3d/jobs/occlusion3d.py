@@ -58,7 +58,9 @@ def scene_masks(scene: OccludedScene, completer=None, *, seed: int = 0) -> dict[
     }
     if completer is not None:
         masks[COMPLETED] = [
-            completer(view.image, view.visible_mask, seed=derive_seed(seed, scene.seed, index), show_progress=False)[0].amodal_mask
+            completer(view.image, view.visible_mask, seed=derive_seed(seed, scene.seed, index), show_progress=False)[
+                0
+            ].amodal_mask
             for index, view in enumerate(scene.views)
         ]
     return masks
@@ -126,7 +128,10 @@ def summary_table(rows: Sequence[BenchmarkRow], protocol: str) -> str:
     lines = [f"Protocol: {protocol}; {len({row.seed for row in rows})} scenes; mean +- std.", "", header]
     lines.append("|---|" + "---:|" * len(TABLE_METRICS))
     for method in methods:
-        values = [[row.metrics[m] for row in rows if row.method == method and row.metrics.get(m) is not None] for m in TABLE_METRICS]
+        values = [
+            [row.metrics[m] for row in rows if row.method == method and row.metrics.get(m) is not None]
+            for m in TABLE_METRICS
+        ]
         cells = [f"{np.mean(v):.4f} +- {np.std(v):.4f}" if v else "n/a" for v in values]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     failed = {method: sum(row.method == method and "error" in row.metrics for row in rows) for method in methods}

@@ -45,7 +45,9 @@ def single_view_sources(scene: OccludedScene, completer=None, *, view: int = 0, 
         "all-foreground": (shown.image, shown.foreground_mask),
     }
     if completer is not None:
-        sources[COMPLETED] = completer(shown.image, shown.visible_mask, seed=derive_seed(seed, scene.seed), show_progress=False)[0]
+        sources[COMPLETED] = completer(
+            shown.image, shown.visible_mask, seed=derive_seed(seed, scene.seed), show_progress=False
+        )[0]
     sources["whole (oracle)"] = (shown.whole_image, shown.amodal_mask)
     return sources
 
@@ -77,7 +79,9 @@ def run_single_view_benchmark(
                 logger.warning("scene %d, %s: no mesh (%s)", scene.seed, method, error)
                 rows.append(BenchmarkRow(scene.seed, method, {"error": str(error)}))
                 continue
-            rows.append(BenchmarkRow(scene.seed, method, evaluate(result.mesh, scene.target, protocol, num_points=num_points)))
+            rows.append(
+                BenchmarkRow(scene.seed, method, evaluate(result.mesh, scene.target, protocol, num_points=num_points))
+            )
             if folder is not None:
                 stem = method.split()[0]
                 export_mesh(result.mesh, folder / f"{stem}.glb")

@@ -11,6 +11,10 @@ from .pix2gestalt import Pix2GestaltPipeline, Pix2GestaltPipelineOutput
 from .zero123 import Zero123Pipeline
 
 __all__ = [
-    "CCProjection", "ImagePipelineOutput", "OfficialDDIMScheduler", "Pix2GestaltPipeline", "Pix2GestaltPipelineOutput",
+    "CCProjection",
+    "ImagePipelineOutput",
+    "OfficialDDIMScheduler",
+    "Pix2GestaltPipeline",
+    "Pix2GestaltPipelineOutput",
     "Zero123Pipeline",
-]  # fmt: skip
+]

@@ -149,7 +149,11 @@ class ImageConditionedPipeline(DiffusionPipeline):
         """Validate the call arguments shared by the pipelines; return the working ``(height, width)``."""
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        if isinstance(num_images_per_prompt, bool) or not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
+        if (
+            isinstance(num_images_per_prompt, bool)
+            or not isinstance(num_images_per_prompt, int)
+            or num_images_per_prompt < 1
+        ):
             raise ValueError(f"num_images_per_prompt must be a positive int, got {num_images_per_prompt!r}")
         for name, value in (("guidance_scale", guidance_scale), ("eta", eta)):
             if not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -167,7 +171,12 @@ class ImageConditionedPipeline(DiffusionPipeline):
     def prepare_latents(self, batch_size: int, height: int, width: int, generator, latents, device) -> torch.Tensor:
         """Starting noise ``(B, 4, h, w)`` float32: ``latents`` if given (shape checked), else drawn from
         ``generator``; scaled by the scheduler's ``init_noise_sigma``."""
-        shape = (batch_size, self.unet.config.out_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        shape = (
+            batch_size,
+            self.unet.config.out_channels,
+            height // self.vae_scale_factor,
+            width // self.vae_scale_factor,
+        )
         if latents is None:
             latents = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
         elif tuple(latents.shape) != shape:

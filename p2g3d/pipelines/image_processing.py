@@ -75,13 +75,15 @@ def _resize(batch: torch.Tensor, height: int, width: int, *, mode: str) -> torch
 def preprocess_image(image: ImageInput, height: int, width: int) -> torch.Tensor:
     """Scene image(s) -> ``(B, 3, height, width)`` float32 in [-1, 1] (the official ``process_input``).
 
-    Accepts PIL images (any mode; transparency is composited onto white), ``(H, W, 3)`` / ``(B, H, W, 3)`` uint8 or [0, 1] float arrays,
-    and ``(3, H, W)`` / ``(B, 3, H, W)`` tensors in [0, 1]. Other sizes are resized (bilinear, antialiased).
+    Accepts PIL images (any mode; transparency is composited onto white), ``(H, W, 3)`` / ``(B, H, W, 3)`` uint8 or
+    [0, 1] float arrays, and ``(3, H, W)`` / ``(B, 3, H, W)`` tensors in [0, 1]. Other sizes are resized (bilinear,
+    antialiased).
     """
     batch = _to_unit_batch(image)
     if not torch.isfinite(batch).all() or batch.min() < 0.0 or batch.max() > 1.0:
         raise ValueError(
-            f"image: float values must be finite and lie in [0, 1], got range [{batch.min().item():.3g}, {batch.max().item():.3g}]"
+            "image: float values must be finite and lie in [0, 1], "
+            f"got range [{batch.min().item():.3g}, {batch.max().item():.3g}]"
         )
     return _resize(batch, height, width, mode="bilinear") * 2.0 - 1.0
 
@@ -96,7 +98,9 @@ def preprocess_mask(mask: ImageInput, height: int, width: int) -> torch.Tensor:
     masks = torch.from_numpy(as_masks(mask, "visible_mask").astype(np.float32))
     batch = masks[None, None] if masks.ndim == 2 else masks[:, None] if masks.ndim == 3 else masks
     if batch.ndim != 4 or batch.shape[1] != 1:
-        raise ValueError(f"visible_mask: expected (H, W), (B, H, W) or (B, 1, H, W) masks, got shape {tuple(masks.shape)}")
+        raise ValueError(
+            f"visible_mask: expected (H, W), (B, H, W) or (B, 1, H, W) masks, got shape {tuple(masks.shape)}"
+        )
     binary = (_resize(batch.contiguous(), height, width, mode="nearest") > 0.5).float()
     return (binary * 2.0 - 1.0).expand(-1, 3, -1, -1).contiguous()
 

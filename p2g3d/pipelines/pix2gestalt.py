@@ -66,7 +66,9 @@ class Pix2GestaltPipeline(ImageConditionedPipeline):
     def prepare_conditioning(self, image, visible_mask, context, concat_latents, height: int, width: int):
         """Steps 1-2 of :meth:`__call__`: ``(context (B, 1, C), concat_latents (B, 8, h, w))`` encoded from the
         image(s) and mask(s) in model space, or the given ones (checked)."""
-        if (context is None) != (concat_latents is None) or (context is None) == (image is None or visible_mask is None):
+        if (context is None) != (concat_latents is None) or (context is None) == (
+            image is None or visible_mask is None
+        ):
             raise ValueError("give either image and visible_mask, or context and concat_latents")
         if context is not None:
             if context.shape[0] != concat_latents.shape[0]:

@@ -61,7 +61,9 @@ def relative_pose_embedding(
     values = [_as_list("polar", polar), _as_list("azimuth", azimuth), _as_list("radius", radius)]
     count = max(len(v) for v in values)
     if any(len(v) not in (1, count) for v in values):
-        raise ValueError(f"polar, azimuth and radius must be scalars or have equal lengths, got {[len(v) for v in values]}")
+        raise ValueError(
+            f"polar, azimuth and radius must be scalars or have equal lengths, got {[len(v) for v in values]}"
+        )
     polars, azimuths, radii = (v * count if len(v) == 1 else v for v in values)
     rows = [
         [math.radians(p), math.sin(math.radians(a)), math.cos(math.radians(a)), r]
@@ -110,7 +112,9 @@ class Zero123Pipeline(ImageConditionedPipeline):
         folder = Path(str(pretrained_model_name_or_path))
         if not folder.is_dir():
             download_keys = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
-            folder = Path(cls.download(str(pretrained_model_name_or_path), **{k: kwargs[k] for k in download_keys if k in kwargs}))
+            folder = Path(
+                cls.download(str(pretrained_model_name_or_path), **{k: kwargs[k] for k in download_keys if k in kwargs})
+            )
         index_file = folder / "model_index.json"
         index = json.loads(index_file.read_text()) if index_file.is_file() else {}
         library = (index.get("cc_projection") or ["p2g3d"])[0]

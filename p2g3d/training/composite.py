@@ -38,7 +38,19 @@ from ..framing import frame_image, frame_mask, make_frame
 from ..textures import background, paint, random_color
 from .data import GestaltSample, write_dataset
 
-SHAPES_2D = ("ellipse", "superellipse", "polygon", "blob", "cross", "ring", "crescent", "union", "symmetric", "star", "heart")
+SHAPES_2D = (
+    "ellipse",
+    "superellipse",
+    "polygon",
+    "blob",
+    "cross",
+    "ring",
+    "crescent",
+    "union",
+    "symmetric",
+    "star",
+    "heart",
+)
 SHAPES_3D = ("table", "mug", "lamp", "chair", "dumbbell", "snowman", "L-block", "arch", "composite")
 BACKGROUNDS = ("white", "solid", "gradient", "noise", "stripes", "clutter", "checker")
 OCCLUDERS = ("object", "polygon", "bar", "box", "blob")
@@ -135,7 +147,9 @@ def _shape_2d(kind: str, rng: np.random.Generator) -> list[tuple[np.ndarray, boo
             centers.append(center)
         return parts
     if kind == "symmetric":
-        half = [(_primitive(rng, (u(0, 0.5), u(-0.5, 0.5)), u(0.25, 0.6)), True) for _ in range(int(rng.integers(1, 4)))]
+        half = [
+            (_primitive(rng, (u(0, 0.5), u(-0.5, 0.5)), u(0.25, 0.6)), True) for _ in range(int(rng.integers(1, 4)))
+        ]
         body = [(_ellipse(u(0.2, 0.5), u(0.4, 1.0)), True)]
         mirrored = [(outline * np.array([-1.0, 1.0]), adds) for outline, adds in half]
         return [(_rotate(o, rotation), a) for o, a in body + half + mirrored]
@@ -171,7 +185,9 @@ def _sprite_from_alpha(rng: np.random.Generator, alpha: np.ndarray, base: np.nda
     return Sprite(paint(rng, *alpha.shape, base), alpha)
 
 
-def shape_sprite_2d(kind: str, rng: np.random.Generator, size: int = 96, base: np.ndarray | None = None) -> Sprite | None:
+def shape_sprite_2d(
+    kind: str, rng: np.random.Generator, size: int = 96, base: np.ndarray | None = None
+) -> Sprite | None:
     """A painted 2D shape of kind ``kind`` (:data:`SHAPES_2D`), about ``size`` px across."""
     parts = _shape_2d(kind, rng)
     outlines = np.concatenate([outline for outline, _ in parts])
@@ -210,7 +226,9 @@ def shape_sprite_3d(kind: str, rng: np.random.Generator, pool: MeshPool, size: i
     from ..render import render
 
     mesh = pool.mesh(kind, rng)
-    camera = orbit_camera(rng.uniform(-20, 70), rng.uniform(0, 360), 2.4, intrinsics_from_fov(40.0, size, size), size, size)
+    camera = orbit_camera(
+        rng.uniform(-20, 70), rng.uniform(0, 360), 2.4, intrinsics_from_fov(40.0, size, size), size, size
+    )
     view = render([mesh], camera, ambient=rng.uniform(0.2, 0.7))
     mask = view.mask(0)
     rows, cols = np.nonzero(mask)
@@ -228,7 +246,9 @@ def _object_sprite(kind: str, rng: np.random.Generator, pool: MeshPool, base: np
 # ---- canvases -------------------------------------------------------------------------------------------------------
 
 
-def _background(style: str, rng: np.random.Generator, height: int, width: int, shapes: tuple[str, ...], pool: MeshPool) -> np.ndarray:
+def _background(
+    style: str, rng: np.random.Generator, height: int, width: int, shapes: tuple[str, ...], pool: MeshPool
+) -> np.ndarray:
     """``(H, W, 3)`` float background of a style in :data:`BACKGROUNDS` (``"clutter"``: objects on a flat colour)."""
     if style != "clutter":
         return background(style, rng, height, width)
@@ -244,8 +264,12 @@ def _scaled(sprite: Sprite, longest: float) -> Sprite:
     h, w = sprite.alpha.shape
     factor = max(2.0, longest) / max(h, w)
     size = (max(2, round(w * factor)), max(2, round(h * factor)))
-    rgb = np.asarray(PIL.Image.fromarray(np.clip(sprite.rgb, 0, 255).astype(np.uint8)).resize(size, PIL.Image.Resampling.BILINEAR))
-    alpha = np.asarray(PIL.Image.fromarray((sprite.alpha * 255).astype(np.uint8)).resize(size, PIL.Image.Resampling.BILINEAR))
+    rgb = np.asarray(
+        PIL.Image.fromarray(np.clip(sprite.rgb, 0, 255).astype(np.uint8)).resize(size, PIL.Image.Resampling.BILINEAR)
+    )
+    alpha = np.asarray(
+        PIL.Image.fromarray((sprite.alpha * 255).astype(np.uint8)).resize(size, PIL.Image.Resampling.BILINEAR)
+    )
     return Sprite(rgb.astype(np.float64), alpha / 255.0)
 
 
@@ -270,7 +294,9 @@ def _paste(canvas: np.ndarray, sprite: Sprite, center) -> np.ndarray:
     return alpha
 
 
-def _occluder(kind: str, rng: np.random.Generator, extent: float, target_color: np.ndarray, shapes, pool: MeshPool) -> Sprite:
+def _occluder(
+    kind: str, rng: np.random.Generator, extent: float, target_color: np.ndarray, shapes, pool: MeshPool
+) -> Sprite:
     """An occluder of a kind in :data:`OCCLUDERS`, about ``extent`` px across."""
     base = target_color if rng.uniform() < 0.2 else random_color(rng, max_value=1.0)
     u = rng.uniform
@@ -331,7 +357,9 @@ def _compose(rng: np.random.Generator, pool: MeshPool, shapes, backgrounds, occl
     """One source-resolution composition, or None when no occluder placement hit ``occlusion_range``."""
     longest = int(rng.integers(SOURCE_SIZES[0], SOURCE_SIZES[1] + 1))
     aspect = math.exp(rng.uniform(-math.log(2), math.log(2)))
-    height, width = (longest, max(24, round(longest / aspect))) if aspect >= 1 else (max(24, round(longest * aspect)), longest)
+    height, width = (
+        (longest, max(24, round(longest / aspect))) if aspect >= 1 else (max(24, round(longest * aspect)), longest)
+    )
     shape = shapes[int(rng.integers(len(shapes)))]
     background_style = backgrounds[int(rng.integers(len(backgrounds)))]
     clutter_shapes = TRAIN_SHAPES if len(shapes) > 1 else (*TRAIN_SHAPES, *shapes)
@@ -422,6 +450,11 @@ def write_synthetic_dataset(
         raise ValueError(f"image_size must be an int of at least 16 pixels, got {image_size!r}")
     if factors not in FACTOR_SETS:
         raise ValueError(f"factors must be one of {FACTOR_SETS}, got {factors!r}")
-    metadata = {"source": "p2g3d composited synthetic objects", "seed": seed, "image_size": image_size, "factor_set": factors}
+    metadata = {
+        "source": "p2g3d composited synthetic objects",
+        "seed": seed,
+        "image_size": image_size,
+        "factor_set": factors,
+    }
     samples = composite_samples(seed, count, image_size, factors)
     return write_dataset(samples, folder, metadata, overwrite=overwrite, total=count)

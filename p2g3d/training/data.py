@@ -52,7 +52,12 @@ class GestaltSample:
 
 
 def write_dataset(
-    samples, folder: str | os.PathLike, metadata: dict | None = None, *, overwrite: bool = False, total: int | None = None
+    samples,
+    folder: str | os.PathLike,
+    metadata: dict | None = None,
+    *,
+    overwrite: bool = False,
+    total: int | None = None,
 ) -> Path:
     """Write samples as ``NNNNNN.png`` in the four sub-folders, plus ``dataset.json`` (progress bar over ``total``).
 
@@ -73,7 +78,9 @@ def write_dataset(
         write_files_atomic({staging / sub / name: png_bytes(image) for sub, image in zip(FOLDERS, images)})
         factors.append(sample.factors)
     described = {"factors": factors} if any(f is not None for f in factors) else {}
-    save_json(staging / "dataset.json", {"format": "pix2gestalt", "count": len(factors), **(metadata or {}), **described})
+    save_json(
+        staging / "dataset.json", {"format": "pix2gestalt", "count": len(factors), **(metadata or {}), **described}
+    )
     return publish_folder(staging, folder)
 
 

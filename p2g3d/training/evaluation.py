@@ -71,7 +71,9 @@ def examples_from_cocoa(annotation_file: str | os.PathLike, image_root: str | os
         annotations = [a for a in data.get("annotations", []) if "inmodal_seg" in a and "segmentation" in a]
         infos = [images[a["image_id"]] for a in annotations]
     except (json.JSONDecodeError, AttributeError, KeyError, TypeError) as error:
-        raise ValueError(f"{path} is not a COCOA-style annotation file ({error.__class__.__name__}: {error})") from error
+        raise ValueError(
+            f"{path} is not a COCOA-style annotation file ({error.__class__.__name__}: {error})"
+        ) from error
     if not annotations:
         raise ValueError(f"{path} holds no annotation with both 'segmentation' and 'inmodal_seg'")
     return (
@@ -84,7 +86,9 @@ def examples_from_cocoa(annotation_file: str | os.PathLike, image_root: str | os
     )
 
 
-def evaluate_amodal(completer, examples, *, seed: int = 0, limit: int | None = None, group_by: str | None = None) -> dict:
+def evaluate_amodal(
+    completer, examples, *, seed: int = 0, limit: int | None = None, group_by: str | None = None
+) -> dict:
     """mIoU (percent) of each method over the examples; ``completer.settings.num_samples`` samples per object.
 
     ``group_by``: also report each value of this factor on its own under ``"groups"`` (e.g. ``"held_out"`` for the
@@ -135,10 +139,12 @@ def evaluate_novel_views(
     seed: int = 0,
     limit: int | None = None,
 ) -> dict:
-    """Novel-view quality of a Zero-1-to-3 model on a multi-view dataset (:class:`~p2g3d.training.multiview.MultiViewDataset`).
+    """Novel-view quality of a Zero-1-to-3 model on a multi-view dataset
+    (:class:`~p2g3d.training.multiview.MultiViewDataset`).
 
     For each object, view 0 is the input and views ``1 .. targets_per_object`` are generated at the dataset's
-    image size from their relative poses (seeded by object and view); the generated view's mask (gray <= 250) is compared with the true render's.
+    image size from their relative poses (seeded by object and view); the generated view's mask (gray <= 250) is
+    compared with the true render's.
     Reported, as mean IoU in percent: ``generated`` and the baseline ``input_silhouette`` (the input view's mask
     taken as the target view's mask: what a model that ignores the pose would score).
     """
@@ -158,14 +164,25 @@ def evaluate_novel_views(
         size = views.images.shape[1]
         generators = [torch.Generator().manual_seed(derive_seed(seed, index, t)) for t in targets]
         output = pipe(
-            image=views.images[0], polar=poses[:, 0].tolist(), azimuth=poses[:, 1].tolist(), radius=poses[:, 2].tolist(),
-            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, generator=generators,
-            output_type="pt", height=size, width=size,
-        )  # fmt: skip
+            image=views.images[0],
+            polar=poses[:, 0].tolist(),
+            azimuth=poses[:, 1].tolist(),
+            radius=poses[:, 2].tolist(),
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            generator=generators,
+            output_type="pt",
+            height=size,
+            width=size,
+        )
         generated = amodal_mask_from_whole(to_uint8(output.images))
         truth = amodal_mask_from_whole(views.images[targets])
         source = amodal_mask_from_whole(views.images[0])
         for mask, true_mask in zip(generated, truth):
             scores["generated"].append(mask_iou(mask, true_mask))
             scores["input_silhouette"].append(mask_iou(source, true_mask))
-    return {"objects": count, "views": len(scores["generated"]), **{f"miou_{m}": 100.0 * float(np.mean(v)) for m, v in scores.items()}}
+    return {
+        "objects": count,
+        "views": len(scores["generated"]),
+        **{f"miou_{m}": 100.0 * float(np.mean(v)) for m, v in scores.items()},
+    }

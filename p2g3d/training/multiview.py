@@ -94,7 +94,9 @@ def write_multiview_dataset(
         raise FileExistsError(f"{folder} exists and is not empty (use --overwrite to replace an earlier dataset)")
     if num_views < 2:
         raise ValueError(f"num_views must be at least 2 (views come in pairs), got {num_views}")
-    written_here = {p.name for p in folder.iterdir() if p.name.isdigit() and len(p.name) == 6} if folder.is_dir() else set()
+    written_here = (
+        {p.name for p in folder.iterdir() if p.name.isdigit() and len(p.name) == 6} if folder.is_dir() else set()
+    )
     check_replaceable(folder, "dataset.json", {"dataset.json", *written_here})
     check_output_folder(folder.parent)
     staging = staging_folder(folder)
@@ -107,8 +109,14 @@ def write_multiview_dataset(
             PIL.Image.fromarray(image).save(target / f"{view:03d}.png")
             np.save(target / f"{view:03d}.npy", matrix)
         factors.append(views.factors)
-    metadata = {"format": "zero123-views", "count": count, "views_per_object": num_views, "image_size": image_size,
-                "source": {"generator": "p2g3d.training.multiview", "seed": seed, "kinds": kinds}, "factors": factors}  # fmt: skip
+    metadata = {
+        "format": "zero123-views",
+        "count": count,
+        "views_per_object": num_views,
+        "image_size": image_size,
+        "source": {"generator": "p2g3d.training.multiview", "seed": seed, "kinds": kinds},
+        "factors": factors,
+    }
     save_json(staging / "dataset.json", metadata)
     return publish_folder(staging, folder)
 
@@ -159,4 +167,3 @@ def relative_poses(source_centers: np.ndarray, target_centers: np.ndarray) -> np
     polar_s, azimuth_s, radius_s = spherical(source_centers)
     polar_t, azimuth_t, radius_t = spherical(target_centers)
     return np.stack([polar_t - polar_s, (azimuth_t - azimuth_s) % 360.0, radius_t - radius_s], -1)
-

@@ -39,7 +39,13 @@ class EncodedViews:
             batch = preprocess_image(np.stack(images), image_size, image_size).to(pipe.vae.device)
             with torch.no_grad():
                 posterior = pipe.vae.encode(batch.to(pipe.vae.dtype)).latent_dist
-                parts.append({"mean": posterior.mean.cpu(), "std": posterior.std.cpu(), "clip": pipe.encode_clip_embedding(batch).cpu()})
+                parts.append(
+                    {
+                        "mean": posterior.mean.cpu(),
+                        "std": posterior.std.cpu(),
+                        "clip": pipe.encode_clip_embedding(batch).cpu(),
+                    }
+                )
             images.clear()
 
         for index in tqdm(range(len(dataset)), desc="encoding views", unit="object", leave=False):
@@ -65,9 +71,14 @@ class EncodedViews:
 
 
 def novel_view_loss(
-    pipe: Zero123Pipeline, views: EncodedViews, rng: np.random.Generator, generator: torch.Generator, batch_size: int,
-    rate: float, target_latent: str = "sample",
-) -> torch.Tensor:  # fmt: skip
+    pipe: Zero123Pipeline,
+    views: EncodedViews,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+    batch_size: int,
+    rate: float,
+    target_latent: str = "sample",
+) -> torch.Tensor:
     """eps MSE of ``batch_size`` random pairs with the official CFG dropout (module docstring)."""
     device = pipe.unet.device
     condition, target = views.draw_pairs(rng, batch_size)
@@ -81,7 +92,9 @@ def novel_view_loss(
     clip = torch.where(drop_clip[:, None, None], torch.zeros_like(clip), clip)
     context = pipe.cc_projection(torch.cat([clip, pose.to(clip)], dim=-1))
     concat = views.mean[condition].to(device) * (~drop_concat).float()[:, None, None, None]
-    timesteps = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (batch_size,), generator=generator).to(device)
+    timesteps = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (batch_size,), generator=generator).to(
+        device
+    )
     noise = torch.randn(latents.shape, generator=generator).to(device)
     noisy = pipe.scheduler.add_noise(latents, noise, timesteps)
     prediction = pipe.unet(torch.cat([noisy, concat], dim=1), timesteps, encoder_hidden_states=context).sample

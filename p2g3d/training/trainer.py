@@ -66,21 +66,40 @@ def scratch_components(image_size: int = 64, seed: int = 0, in_channels: int = 1
 
     torch.manual_seed(seed)
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64, 64), layers_per_block=1,
-        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, norm_num_groups=16,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(32, 64, 64),
+        layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        norm_num_groups=16,
         sample_size=image_size,
-    )  # fmt: skip
+    )
     unet = UNet2DConditionModel(
-        sample_size=image_size // 4, in_channels=in_channels, out_channels=4, block_out_channels=(32, 64, 128),
-        layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=64,
-        attention_head_dim=4, norm_num_groups=32,
-    )  # fmt: skip
+        sample_size=image_size // 4,
+        in_channels=in_channels,
+        out_channels=4,
+        block_out_channels=(32, 64, 128),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=64,
+        attention_head_dim=4,
+        norm_num_groups=32,
+    )
     clip = CLIPVisionModelWithProjection(
         CLIPVisionConfig(
-            hidden_size=64, intermediate_size=128, projection_dim=64, num_hidden_layers=2, num_attention_heads=2,
-            image_size=224, patch_size=32, hidden_act="quick_gelu", layer_norm_eps=1e-5,
-        )  # fmt: skip
+            hidden_size=64,
+            intermediate_size=128,
+            projection_dim=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=224,
+            patch_size=32,
+            hidden_act="quick_gelu",
+            layer_norm_eps=1e-5,
+        )
     )
     return {"vae": vae, "image_encoder": clip.eval(), "unet": unet, "scheduler": official_ddim_scheduler()}
 
@@ -125,7 +144,9 @@ def load_start(config: TrainConfig):
     pipeline_class = Zero123Pipeline if novel_view else Pix2GestaltPipeline
     if config.init == "scratch":  # identity cc_projection on CLIP (zero on the pose), as both papers initialise it
         components = scratch_components(config.image_size, config.seed, in_channels=8 if novel_view else 12)
-        pipe = pipeline_class(**components, cc_projection=identity_projection(64, 64, POSE_FEATURES if novel_view else 0))
+        pipe = pipeline_class(
+            **components, cc_projection=identity_projection(64, 64, POSE_FEATURES if novel_view else 0)
+        )
     else:
         from ..loading import quiet_loading, validate_model_folder
 
@@ -239,14 +260,18 @@ def diffusion_loss(
     drop_clip, drop_concat = (m.to(device) for m in dropout_masks(len(mean), rate, generator))
     context = pipe.cc_projection(torch.where(drop_clip[:, None, None], torch.zeros_like(clip), clip))
     concat = concat * (~drop_concat).float()[:, None, None, None]
-    timesteps = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (len(mean),), generator=generator).to(device)
+    timesteps = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (len(mean),), generator=generator).to(
+        device
+    )
     noise = torch.randn(latents.shape, generator=generator).to(device)
     noisy = pipe.scheduler.add_noise(latents, noise, timesteps)
     prediction = pipe.unet(torch.cat([noisy, concat], dim=1), timesteps, encoder_hidden_states=context).sample
     return F.mse_loss(prediction.float(), noise.float())
 
 
-def autoencoder_loss(pipe: Pix2GestaltPipeline, batch: dict, kl_weight: float, generator: torch.Generator) -> torch.Tensor:
+def autoencoder_loss(
+    pipe: Pix2GestaltPipeline, batch: dict, kl_weight: float, generator: torch.Generator
+) -> torch.Tensor:
     """Latent Diffusion's autoencoder objective without its perceptual and adversarial terms, on every image of the
     batch (pix2gestalt: the whole and occluded images and the mask image): per image, the L1 reconstruction error
     summed over pixels plus ``kl_weight`` x the KL summed over the latent (LDM: 1e-6), averaged over the batch and
@@ -287,7 +312,9 @@ def latest_checkpoint(folder: Path) -> Path | None:
 
     A checkpoint is written as ``.step_NNNNNNN.partial`` and renamed only once its state file is in place, so a
     crash while saving leaves a partial folder that is ignored here (and removed by the next save)."""
-    complete = [path for path in folder.glob("step_*") if path.name[5:].isdigit() and (path / CHECKPOINT_STATE).is_file()]
+    complete = [
+        path for path in folder.glob("step_*") if path.name[5:].isdigit() and (path / CHECKPOINT_STATE).is_file()
+    ]
     return max(complete, key=lambda path: int(path.name[5:]), default=None)
 
 
@@ -345,7 +372,9 @@ def _resume(accelerator, config: TrainConfig, output: Path) -> int:
             "--allow-changed-settings to resume with the new ones"
         )
     if config.steps < step:
-        raise ValueError(f"{output} has already trained {step} steps; --steps {config.steps} would not train them again")
+        raise ValueError(
+            f"{output} has already trained {step} steps; --steps {config.steps} would not train them again"
+        )
     accelerator.load_state(str(latest))
     logger.info("resumed from %s at step %d", latest, step)
     return step
@@ -387,7 +416,9 @@ def _step_loss(pipe, config: TrainConfig, dataset, cache, step: int) -> torch.Te
         from .novel_view import novel_view_loss, view_batch
 
         if config.stage == "vae":
-            return autoencoder_loss(pipe, view_batch(dataset, rng, config.batch_size, config.image_size), config.kl_weight, generator)
+            return autoencoder_loss(
+                pipe, view_batch(dataset, rng, config.batch_size, config.image_size), config.kl_weight, generator
+            )
         return novel_view_loss(pipe, cache, rng, generator, config.batch_size, config.dropout, config.target_latent)
     indices = rng.choice(len(dataset), config.batch_size, replace=len(dataset) < config.batch_size)
     if config.stage == "vae":
@@ -456,7 +487,9 @@ def train(config: TrainConfig) -> Path:
         means = cache.mean if config.pipeline == "zero123" else cache["mean"]
         calibrate_latents(accelerator.unwrap_model(pipe.vae), means, config.image_size)
     started = time.perf_counter()
-    progress = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, desc=f"train {config.stage}")
+    progress = tqdm(
+        range(start_step, config.steps), initial=start_step, total=config.steps, desc=f"train {config.stage}"
+    )
     with open(output / "train_log.jsonl", "a") as log:
         for step in progress:
             with accelerator.autocast():
@@ -482,10 +515,12 @@ def train(config: TrainConfig) -> Path:
 def _save_final(pipe, ema, accelerator, output: Path, config: TrainConfig, seconds: float) -> Path:
     """Save the model (EMA UNet weights for the diffusion stage) to ``output/model`` atomically."""
     final = type(pipe)(
-        vae=accelerator.unwrap_model(pipe.vae), image_encoder=pipe.image_encoder,
-        unet=accelerator.unwrap_model(pipe.unet), cc_projection=accelerator.unwrap_model(pipe.cc_projection),
+        vae=accelerator.unwrap_model(pipe.vae),
+        image_encoder=pipe.image_encoder,
+        unet=accelerator.unwrap_model(pipe.unet),
+        cc_projection=accelerator.unwrap_model(pipe.cc_projection),
         scheduler=pipe.scheduler,
-    )  # fmt: skip
+    )
     if ema is not None:
         ema.store(final.unet.parameters())
         ema.copy_to(final.unet.parameters())
