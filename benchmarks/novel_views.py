@@ -14,10 +14,10 @@ import argparse
 import json
 import time
 
+from p2g3d.evaluation.novel_views import evaluate_novel_views
 from p2g3d.loading import default_zero123_path, load_pipeline
 from p2g3d.pipelines import Zero123Pipeline
 from p2g3d.runtime import resolve_device, resolve_dtype
-from p2g3d.training.evaluation import evaluate_novel_views
 from p2g3d.training.multiview import MultiViewDataset
 
 

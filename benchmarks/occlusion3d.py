@@ -16,7 +16,8 @@ import dataclasses
 import json
 import time
 
-from p2g3d.jobs.occlusion3d import run_benchmark, summary_table
+from p2g3d.evaluation.occlusion3d import run_benchmark, summary_table
+from p2g3d.jobs.stages import benchmark_carver
 from p2g3d.scenes import SCENE_STYLES, make_scene
 
 
@@ -48,7 +49,8 @@ def main() -> None:
         completer = AmodalCompleter.from_pretrained(
             args.model, num_inference_steps=args.steps, num_samples=args.samples
         )
-    rows = run_benchmark(scenes, completer, seed=args.seed, protocol=args.protocol, resolution=args.resolution)
+    carver = benchmark_carver(args.resolution)
+    rows = run_benchmark(scenes, carver, completer, seed=args.seed, protocol=args.protocol)
     occluded = [scene.views[v].occluded_fraction for scene in scenes for v in scene.occluded_views]
     print(summary_table(rows, args.protocol))
     print(

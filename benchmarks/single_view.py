@@ -16,9 +16,9 @@ import dataclasses
 import json
 import time
 
+from p2g3d.evaluation.occlusion3d import summary_table
+from p2g3d.evaluation.single_view import run_single_view_benchmark
 from p2g3d.integrations.registry import IMAGE_TO_3D, available_backends, create_backend
-from p2g3d.jobs.occlusion3d import summary_table
-from p2g3d.jobs.single_view import run_single_view_benchmark
 from p2g3d.metrics import PROTOCOLS
 from p2g3d.scenes import make_scene
 

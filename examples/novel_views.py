@@ -1,7 +1,7 @@
 """Complete an occluded object, then look at it from around: pix2gestalt -> Zero-1-to-3 -> a views folder.
 
     python examples/novel_views.py scene.png visible_mask.png \
-        [--views-model models/zero123-xl] [--completion-model models/pix2gestalt] --num-views 8 --output views/
+        [--views-model models/zero123-xl] [--completion-model models/pix2gestalt] --views 8 --output views/
     p2g3d reconstruct views/ -o object.glb
 
 Writes the completed object and a views folder (every view with its foreground mask and camera in cameras.json,
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from p2g3d import AmodalCompleter, load_image, load_mask
 from p2g3d.integrations.base import save_views
-from p2g3d.integrations.zero123 import NovelViewGenerator
 from p2g3d.io import save_png
+from p2g3d.novel_views import NovelViewGenerator
 
 logger = logging.getLogger("novel_views")
 
@@ -30,21 +30,21 @@ def main() -> None:
     parser.add_argument("mask", type=Path)
     parser.add_argument("--completion-model", default=None, help="pix2gestalt folder (default: the embedded model)")
     parser.add_argument("--views-model", default=None, help="Zero-1-to-3 folder (default: the embedded model)")
-    parser.add_argument("--num-views", type=int, default=8)
-    parser.add_argument("--elevation", type=float, default=0.0, help="elevation of the input view, degrees")
+    parser.add_argument("--views", type=int, default=8)
+    parser.add_argument("--input-elevation", type=float, default=0.0, help="elevation of the input view, degrees")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--output", type=Path, default=Path("views"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     completer = AmodalCompleter.from_pretrained(args.completion_model, num_inference_steps=args.steps)
-    (whole,) = completer(load_image(args.image), [load_mask(args.mask)], seed=0)
+    (whole,) = completer(load_image(args.image), [load_mask(args.mask)], seed=0, item=args.image.stem)
     save_png(args.output / "completed_rgba.png", whole.whole_rgba)
     logger.info("completed: %.0f%% of the object was hidden", 100 * whole.occluded_fraction)
 
     generator = NovelViewGenerator.from_pretrained(args.views_model, num_inference_steps=args.steps)
-    cameras = generator.orbit(args.num_views, elevation_deg=args.elevation)
-    views = generator(whole, cameras, input_elevation=args.elevation, seed=0)
+    cameras = generator.orbit(args.views, elevation_deg=args.input_elevation)
+    views = generator(whole, cameras, input_elevation=args.input_elevation, seed=0)
     save_views(
         [view.masked_view() for view in views],
         args.output,

@@ -22,7 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", type=Path, default=None)
     parser.add_argument("--mask", type=Path, default=None, help="visible mask of the object")
-    parser.add_argument("--elevation", type=float, default=25.0, help="camera elevation of the image, degrees")
+    parser.add_argument("--input-elevation", type=float, default=25.0, help="camera elevation of the image, degrees")
     parser.add_argument("--output", type=Path, default=Path("occluded_image_to_mesh"))
     args = parser.parse_args()
 
@@ -33,7 +33,7 @@ def main() -> None:
     else:
         image, mask = load_image(args.image), load_mask(args.mask)
     completer = AmodalCompleter.from_pretrained(num_samples=3, num_inference_steps=20)
-    backend = create_backend("zero123", IMAGE_TO_3D, input_elevation=args.elevation, num_inference_steps=20)
+    backend = create_backend("zero123", IMAGE_TO_3D, input_elevation=args.input_elevation, num_inference_steps=20)
     for record in occluded_image_to_meshes(
         image, mask, backend, args.output, completer=completer, ground_truth=truth, protocol="unit-box"
     ):

@@ -18,6 +18,7 @@ import numpy as np
 import trimesh
 
 from p2g3d.cameras import Camera
+from p2g3d.errors import InputError
 from p2g3d.io import load_image, load_mask, save_json, save_png
 from p2g3d.meshes import as_tensor_mesh, import_open3d
 from p2g3d.types import MaskedView
@@ -35,12 +36,12 @@ class Reconstructor(Protocol):
 def check_views(views: Sequence[MaskedView], minimum: int = 2) -> None:
     """Raise ValueError unless there are at least ``minimum`` views, each with a non-empty mask."""
     if len(views) < minimum:
-        raise ValueError(f"need at least {minimum} views, got {len(views)}")
+        raise InputError(f"need at least {minimum} views, got {len(views)}")
     for index, view in enumerate(views):
         if not isinstance(view, MaskedView):
             raise TypeError(f"view {index} is a {type(view).__name__}, expected MaskedView")
         if not view.mask.any():
-            raise ValueError(f"view {index} has an empty mask")
+            raise InputError(f"view {index} has an empty mask")
 
 
 def save_views(
@@ -64,7 +65,7 @@ def save_views(
     names = list(names) if names is not None else [f"view_{index:03d}" for index in range(len(views))]
     extra = list(extra) if extra is not None else [{} for _ in views]
     if not len(names) == len(extra) == len(views):
-        raise ValueError(f"got {len(views)} views, {len(names)} names and {len(extra)} extra entries")
+        raise InputError(f"got {len(views)} views, {len(names)} names and {len(extra)} extra entries")
     entries = []
     for view, name, fields in zip(views, names, extra):
         save_png(folder / f"{name}.png", view.image)
@@ -84,23 +85,23 @@ def load_views(folder: str | os.PathLike) -> list[MaskedView]:
     try:
         index = json.loads(index_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{index_file} is not valid JSON ({error})") from error
+        raise InputError(f"{index_file} is not valid JSON ({error})") from error
     entries = index.get("views") if isinstance(index, dict) else None
     if not isinstance(entries, list):
-        raise ValueError(
+        raise InputError(
             f"{index_file} must be a JSON object with a 'views' list, got {type(entries or index).__name__}"
         )
     views = []
     for number, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            raise ValueError(f"{index_file}: view entry {number} must be an object, got {type(entry).__name__}")
+            raise InputError(f"{index_file}: view entry {number} must be an object, got {type(entry).__name__}")
         missing = [key for key in ("file", "mask", "camera") if key not in entry]
         if missing:
-            raise ValueError(f"{index_file}: view entry {number} lacks {', '.join(repr(k) for k in missing)}")
+            raise InputError(f"{index_file}: view entry {number} lacks {', '.join(repr(k) for k in missing)}")
         try:
             camera = Camera.from_dict(entry["camera"])
         except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(
+            raise InputError(
                 f"{index_file}: view entry {number} has no valid camera ({error.__class__.__name__}: {error})"
             ) from error
         image, mask = load_image(folder / str(entry["file"])), load_mask(folder / str(entry["mask"]))

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import trimesh
 
+from p2g3d.errors import InputError
 from p2g3d.types import MaskedView
 
 from .base import check_views, paint_vertices
@@ -38,14 +39,14 @@ class VisualHullReconstructor:
 
     def __init__(self, resolution: int = 96, bounds=DEFAULT_BOUNDS, color: bool = True, min_agreement: float = 1.0):
         if isinstance(resolution, bool) or not isinstance(resolution, int) or not 8 <= resolution <= MAX_RESOLUTION:
-            raise ValueError(
+            raise InputError(
                 f"resolution must be an int in [8, {MAX_RESOLUTION}] (memory grows with its cube), got {resolution!r}"
             )
         low, high = np.asarray(bounds, dtype=np.float64)
         if low.shape != (3,) or not (high > low).all():
-            raise ValueError(f"bounds must be ((x0, y0, z0), (x1, y1, z1)) with x1 > x0 etc., got {bounds}")
+            raise InputError(f"bounds must be ((x0, y0, z0), (x1, y1, z1)) with x1 > x0 etc., got {bounds}")
         if not 0.0 < min_agreement <= 1.0:
-            raise ValueError(f"min_agreement must be in (0, 1], got {min_agreement!r}")
+            raise InputError(f"min_agreement must be in (0, 1], got {min_agreement!r}")
         self.resolution, self.low, self.high, self.color = resolution, low, high, color
         self.min_agreement = float(min_agreement)
 
@@ -80,9 +81,9 @@ class VisualHullReconstructor:
 
         occupancy = self.occupancy(views)
         if not occupancy.any():
-            raise ValueError("the views' masks carve the whole volume away: check cameras, masks and bounds")
+            raise InputError("the views' masks carve the whole volume away: check cameras, masks and bounds")
         if occupancy.all():
-            raise ValueError(
+            raise InputError(
                 f"nothing was carved: the whole box {self.low.tolist()} - {self.high.tolist()} lies inside every mask, "
                 "so the box is smaller than the object (use larger bounds)"
             )

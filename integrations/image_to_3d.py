@@ -8,9 +8,10 @@ looking at the origin). A single view fixes neither the object's size nor its di
 known, and the backends choose the size (about a unit box).
 
 Backends implement :class:`ImageTo3D` and register in the entry-point group ``p2g3d.image_to_3d``
-(:mod:`.registry`). What backends share is here: the framing of the object on white with its pixel mapping
-(:func:`frame_on_white`), and the estimate of the input camera of a mesh whose orientation a backend does not
-know (:func:`match_silhouette`).
+(:mod:`.registry`). Backends frame the object with :func:`p2g3d.framing.frame_on_white` (its
+:class:`~p2g3d.framing.ObjectFraming` brings a camera of the framed square back to the source image); what they
+share beyond that is here: the estimate of the input camera of a mesh whose orientation a backend does not know
+(:func:`match_silhouette`) and of its distance (:func:`fit_radius`).
 """
 
 from __future__ import annotations
@@ -23,12 +24,10 @@ import numpy as np
 import PIL.Image
 import trimesh
 
-from p2g3d.cameras import ZERO123_FOV_DEG, ZERO123_RADIUS, Camera, intrinsics_from_fov, orbit_camera
-from p2g3d.io import as_cutout
+from p2g3d.cameras import ZERO123_FOV_DEG, Camera, intrinsics_from_fov, orbit_camera
+from p2g3d.errors import InputError
 from p2g3d.render import render
 from p2g3d.types import MaskedView
-
-OBJECT_FRACTION = 200 / 256  # Zero-1-to-3's framing: the object's long side at 200 of 256 pixels
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,70 +53,6 @@ class ImageTo3D(Protocol):
     """Anything that turns one object (an ``AmodalObject``, an RGBA cut-out or ``(rgb, mask)``) into a mesh."""
 
     def generate(self, source, *, seed: int = 0, show_progress: bool = True) -> ImageTo3DResult: ...
-
-
-@dataclass(frozen=True)
-class Framing:
-    """How a source image maps onto a backend's square input: pixel ``(u, v)`` of the source (corner-origin, as
-    :mod:`p2g3d.cameras`) lands at ``(scale_x * u + shift_x, scale_y * v + shift_y)`` of the ``size`` square."""
-
-    size: int
-    scale_x: float
-    scale_y: float
-    shift_x: float
-    shift_y: float
-    source_width: int
-    source_height: int
-
-    @property
-    def matrix(self) -> np.ndarray:
-        """``(3, 3)`` source pixels -> framed pixels (homogeneous)."""
-        return np.array([[self.scale_x, 0.0, self.shift_x], [0.0, self.scale_y, self.shift_y], [0.0, 0.0, 1.0]])
-
-    def camera_in_source(self, camera: Camera) -> Camera:
-        """``camera`` of the framed square -> the same camera in the source image's pixels (``K`` changes only)."""
-        return Camera(
-            np.linalg.inv(self.matrix) @ camera.K, camera.world_to_camera, self.source_width, self.source_height
-        )
-
-
-def frame_on_white(
-    source, size: int, object_fraction: float = OBJECT_FRACTION
-) -> tuple[np.ndarray, np.ndarray, Framing]:
-    """Object -> ``((size, size, 3) uint8 on white, (size, size) bool mask, Framing)``: the object's pixels cut to
-    their box, resized (Lanczos) so that the long side is ``round(size * object_fraction)`` and centred.
-
-    ``source``: AmodalObject, RGBA cut-out, or ``(rgb, mask)`` (:func:`p2g3d.io.as_cutout`).
-    """
-    rgb, mask = as_cutout(source)
-    if not mask.any():
-        raise ValueError("the object mask is empty")
-    if not 0 < object_fraction <= 1:
-        raise ValueError(f"object_fraction must be in (0, 1], got {object_fraction}")
-    rows, cols = np.nonzero(mask)
-    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    cut = np.where(mask[..., None], rgb, 255).astype(np.uint8)[top:bottom, left:right]
-    long_side = round(size * object_fraction)
-    scale = long_side / max(cut.shape[:2])
-    new_w, new_h = max(1, round(cut.shape[1] * scale)), max(1, round(cut.shape[0] * scale))
-    paste_x, paste_y = (size - new_w) // 2, (size - new_h) // 2
-    canvas = PIL.Image.new("RGB", (size, size), (255, 255, 255))
-    canvas.paste(PIL.Image.fromarray(cut).resize((new_w, new_h), PIL.Image.Resampling.LANCZOS), (paste_x, paste_y))
-    alpha = PIL.Image.fromarray(mask[top:bottom, left:right].astype(np.float32)).resize(
-        (new_w, new_h), PIL.Image.Resampling.BILINEAR
-    )
-    framed_mask = np.zeros((size, size), dtype=bool)
-    framed_mask[paste_y : paste_y + new_h, paste_x : paste_x + new_w] = np.asarray(alpha) >= 0.5
-    scale_x, scale_y = new_w / (right - left), new_h / (bottom - top)
-    framing = Framing(
-        size, scale_x, scale_y, paste_x - left * scale_x, paste_y - top * scale_y, rgb.shape[1], rgb.shape[0]
-    )
-    return np.asarray(canvas), framed_mask, framing
-
-
-def orbit_input_camera(size: int, elevation_deg: float = 0.0, radius: float = ZERO123_RADIUS) -> Camera:
-    """The input camera of the built-in backends in their model frame: azimuth 0, Zero-1-to-3's field of view."""
-    return orbit_camera(elevation_deg, 0.0, radius, intrinsics_from_fov(ZERO123_FOV_DEG, size, size), size, size)
 
 
 def _box_normalised(mask: np.ndarray, size: int = 64) -> np.ndarray:
@@ -184,7 +119,7 @@ def fit_radius(mesh: trimesh.Trimesh, camera: Camera, mask: np.ndarray) -> Camer
 
     rendered, wanted = long_side(render([mesh], camera).mask(0)), long_side(mask)
     if rendered == 0 or wanted == 0:
-        raise ValueError("the mesh or the mask is empty: no camera distance fits")
+        raise InputError("the mesh or the mask is empty: no camera distance fits")
     center = camera.center
     scaled = center * (rendered / wanted)
     world_to_camera = camera.world_to_camera.copy()

@@ -22,7 +22,7 @@ from pathlib import Path
 import trimesh
 
 from p2g3d.cameras import to_nerfstudio_frame
-from p2g3d.errors import MissingDependencyError
+from p2g3d.errors import InputError, MissingDependencyError
 from p2g3d.io import save_json, save_png
 from p2g3d.types import MaskedView
 
@@ -78,7 +78,7 @@ class NerfstudioReconstructor:
         workdir: str | os.PathLike | None = None,
     ):
         if export not in ("poisson", "tsdf"):
-            raise ValueError(f"export must be 'poisson' or 'tsdf', got {export!r}")
+            raise InputError(f"export must be 'poisson' or 'tsdf', got {export!r}")
         self.method, self.iterations, self.export, self.device = method, iterations, export, device
         self.workdir = Path(workdir) if workdir is not None else None
 

@@ -17,7 +17,7 @@ import trimesh
 from tqdm.auto import tqdm
 
 from p2g3d.cameras import to_pytorch3d
-from p2g3d.errors import MissingDependencyError
+from p2g3d.errors import InputError, MissingDependencyError
 from p2g3d.types import MaskedView
 
 from .base import check_views, paint_vertices
@@ -73,9 +73,9 @@ class SilhouetteFitReconstructor:
     ):
         import_pytorch3d()
         if iterations < 0:
-            raise ValueError(f"iterations must be >= 0, got {iterations}")
+            raise InputError(f"iterations must be >= 0, got {iterations}")
         if init not in ("hull", "sphere"):
-            raise ValueError(f"init must be 'hull' or 'sphere', got {init!r}")
+            raise InputError(f"init must be 'hull' or 'sphere', got {init!r}")
         self.init, self.sphere_radius, self.faces_per_pixel = init, sphere_radius, faces_per_pixel
         self.iterations, self.learning_rate, self.sigma, self.weights = iterations, learning_rate, sigma, weights
         self.hull = VisualHullReconstructor(resolution=hull_resolution, bounds=bounds, color=False)

@@ -20,9 +20,11 @@ import numpy as np
 import trimesh
 
 from p2g3d.cameras import ZERO123_FOV_DEG, Camera, intrinsics_from_fov, orbit_camera
+from p2g3d.errors import InputError
+from p2g3d.framing import frame_on_white
 from p2g3d.runtime import resolve_device, resolve_dtype
 
-from .image_to_3d import ImageTo3DResult, fit_radius, frame_on_white, match_silhouette
+from .image_to_3d import ImageTo3DResult, fit_radius, match_silhouette
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ def decoded_to_trimesh(decoded) -> trimesh.Trimesh:
     vertices = decoded.verts.detach().float().cpu().numpy()
     faces = decoded.faces.detach().cpu().numpy()
     if len(faces) == 0:
-        raise ValueError("Shap-E decoded no surface (empty mesh): try another seed or more inference steps")
+        raise InputError("Shap-E decoded no surface (empty mesh): try another seed or more inference steps")
     channels = decoded.vertex_channels or {}
     colors = None
     if all(key in channels for key in "RGB"):
@@ -72,11 +74,11 @@ class ShapEImageTo3D:
         dtype=None,
     ):
         if isinstance(grid_size, bool) or not isinstance(grid_size, int) or not 8 <= grid_size <= MAX_GRID_SIZE:
-            raise ValueError(f"grid_size must be an int in [8, {MAX_GRID_SIZE}], got {grid_size!r}")
+            raise InputError(f"grid_size must be an int in [8, {MAX_GRID_SIZE}], got {grid_size!r}")
         if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be a positive int, got {num_inference_steps!r}")
+            raise InputError(f"num_inference_steps must be a positive int, got {num_inference_steps!r}")
         if not guidance_scale >= 1.0:
-            raise ValueError(f"guidance_scale must be >= 1, got {guidance_scale!r}")
+            raise InputError(f"guidance_scale must be >= 1, got {guidance_scale!r}")
         self.grid_size, self.num_inference_steps, self.guidance_scale = grid_size, num_inference_steps, guidance_scale
         self.device = resolve_device(device)
         if pipeline is None:

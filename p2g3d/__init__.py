@@ -12,7 +12,9 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "AmodalCompleter": "p2g3d.completer",
-    "CompletionSettings": "p2g3d.sampling",
+    "CompletionSettings": "p2g3d.settings",
+    "NovelViewGenerator": "p2g3d.novel_views",
+    "NovelViewSettings": "p2g3d.settings",
     "AmodalObject": "p2g3d.types",
     "MaskedView": "p2g3d.types",
     "Camera": "p2g3d.cameras",

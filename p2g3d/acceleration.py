@@ -12,9 +12,11 @@ import logging
 
 import torch
 
+from .errors import InputError
+from .settings import COMPILE_MODES
+
 logger = logging.getLogger(__name__)
 
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 """``torch.compile`` modes; ``"reduce-overhead"`` adds CUDA graphs on CUDA devices."""
 TOLERANCES = {torch.float32: 1e-3, torch.float16: 2e-2, torch.bfloat16: 5e-2}
 """Largest accepted |compiled - eager| of the predicted noise (unit variance), per weights dtype."""
@@ -35,7 +37,7 @@ def compile_unet(
         ValueError: unknown mode, or compiled outputs farther than ``tolerance`` from eager (the eager UNet is kept).
     """
     if mode not in COMPILE_MODES:
-        raise ValueError(f"compile mode must be one of {COMPILE_MODES}, got {mode!r}")
+        raise InputError(f"compile mode must be one of {COMPILE_MODES}, got {mode!r}")
     eager = pipeline.unet
     tolerance = TOLERANCES.get(eager.dtype, 5e-2) if tolerance is None else tolerance
     inputs = _probe_inputs(eager)
@@ -45,7 +47,7 @@ def compile_unet(
         actual = compiled(*inputs[:2], encoder_hidden_states=inputs[2]).sample.float()
     deviation = float((actual - expected).abs().max())
     if not deviation <= tolerance:
-        raise ValueError(
+        raise InputError(
             f"the compiled UNet ({mode}, {backend}) deviates from eager by {deviation:.3g} > {tolerance:g}"
         )
     pipeline.unet = compiled

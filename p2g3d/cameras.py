@@ -41,6 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import InputError
+
 OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 # Zero-1-to-3's Objaverse renders: Blender's default 35 mm lens on a 32 mm sensor, cameras 1.5 units (and more) from
 # objects normalised to a unit cube; the project's novel-view cameras and training renders use the same.
@@ -51,9 +53,9 @@ ZERO123_RADIUS = 1.5
 def _as_matrix(value, shape: tuple[int, ...], name: str) -> np.ndarray:
     array = np.asarray(value, dtype=np.float64)
     if array.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+        raise InputError(f"{name} must have shape {shape}, got {array.shape}")
     if not np.isfinite(array).all():
-        raise ValueError(f"{name} must be finite")
+        raise InputError(f"{name} must be finite")
     return array
 
 
@@ -77,9 +79,9 @@ class Camera:
         object.__setattr__(self, "world_to_camera", _as_matrix(self.world_to_camera, (4, 4), "world_to_camera"))
         rotation = self.world_to_camera[:3, :3]
         if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-6) or np.linalg.det(rotation) < 0:
-            raise ValueError("world_to_camera must hold a proper rotation (orthonormal, det +1)")
+            raise InputError("world_to_camera must hold a proper rotation (orthonormal, det +1)")
         if int(self.width) < 1 or int(self.height) < 1:
-            raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
+            raise InputError(f"image size must be positive, got {self.width}x{self.height}")
         for array in (self.K, self.world_to_camera):
             array.flags.writeable = False
 
@@ -148,7 +150,7 @@ class Camera:
 def intrinsics_from_fov(fov_deg: float, width: int, height: int) -> np.ndarray:
     """``K`` of a camera whose horizontal field of view is ``fov_deg``, square pixels, centred principal point."""
     if not 0.0 < fov_deg < 180.0:
-        raise ValueError(f"fov_deg must be in (0, 180), got {fov_deg}")
+        raise InputError(f"fov_deg must be in (0, 180), got {fov_deg}")
     focal = 0.5 * width / math.tan(math.radians(fov_deg) / 2.0)
     return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
 
@@ -164,7 +166,7 @@ def position_to_spherical(position: np.ndarray) -> tuple[float, float, float]:
     x, y, z = np.asarray(position, dtype=np.float64)
     radius = math.sqrt(x * x + y * y + z * z)
     if radius == 0.0:
-        raise ValueError("a camera at the origin has no spherical coordinates")
+        raise InputError("a camera at the origin has no spherical coordinates")
     return math.degrees(math.asin(max(-1.0, min(1.0, z / radius)))), math.degrees(math.atan2(y, x)), radius
 
 
@@ -173,7 +175,7 @@ def orbit_camera(
 ) -> Camera:
     """Camera on the orbit sphere looking at the origin, world +Z up in the image (also at the poles)."""
     if radius <= 0:
-        raise ValueError(f"radius must be positive, got {radius}")
+        raise InputError(f"radius must be positive, got {radius}")
     position = spherical_to_position(elevation_deg, azimuth_deg, radius)
     az = math.radians(azimuth_deg)
     forward = -position / radius
@@ -197,7 +199,7 @@ def orbit_cameras(
 ) -> list[Camera]:
     """``num_views`` cameras evenly spaced counter-clockwise around +Z at one elevation."""
     if num_views < 1:
-        raise ValueError(f"num_views must be positive, got {num_views}")
+        raise InputError(f"num_views must be positive, got {num_views}")
     return [
         orbit_camera(elevation_deg, start_azimuth_deg + 360.0 * k / num_views, radius, K, width, height)
         for k in range(num_views)
@@ -209,11 +211,11 @@ def look_at(eye, target=(0.0, 0.0, 0.0), up=(0.0, 0.0, 1.0)) -> np.ndarray:
     eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
     forward = target - eye
     if np.linalg.norm(forward) == 0:
-        raise ValueError("eye and target coincide")
+        raise InputError("eye and target coincide")
     forward /= np.linalg.norm(forward)
     right = np.cross(forward, up)
     if np.linalg.norm(right) < 1e-9:
-        raise ValueError("up is parallel to the viewing direction; pass another up vector")
+        raise InputError("up is parallel to the viewing direction; pass another up vector")
     right /= np.linalg.norm(right)
     rotation = np.stack([right, np.cross(forward, right), forward])
     world_to_camera = np.eye(4)
@@ -339,3 +341,17 @@ def camera_from_zero123(
         source.width,
         source.height,
     )
+
+
+def zero123_relative_poses(source_centers: np.ndarray, target_centers: np.ndarray) -> np.ndarray:
+    """``(N, 3)`` Zero-1-to-3 relative poses (delta polar deg, delta azimuth deg in [0, 360), delta radius) between
+    camera centres ``(N, 3)``, as the official ``get_T`` computes them."""
+
+    def spherical(centers):
+        x, y, z = np.asarray(centers, dtype=np.float64).T
+        radius = np.sqrt(x**2 + y**2 + z**2)
+        return np.degrees(np.arctan2(np.sqrt(x**2 + y**2), z)), np.degrees(np.arctan2(y, x)), radius
+
+    polar_s, azimuth_s, radius_s = spherical(source_centers)
+    polar_t, azimuth_t, radius_t = spherical(target_centers)
+    return np.stack([polar_t - polar_s, (azimuth_t - azimuth_s) % 360.0, radius_t - radius_s], -1)

@@ -23,12 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import InputError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["UnsafeCheckpointError", "load_lightning_state_dict"]
 
 
-class UnsafeCheckpointError(ValueError):
+class UnsafeCheckpointError(InputError):
     """The checkpoint names a pickle global outside the allowlist (it could run code), or is not a checkpoint."""
 
 

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .acceleration import COMPILE_MODES, compile_unet
+from .acceleration import compile_unet
+from .errors import InputError
 from .framing import (
     Frame,
     frame_image,
@@ -41,7 +42,8 @@ from .masks import amodal_mask_from_whole, amodal_masks_on_device, attached_part
 from .pipelines.image_processing import to_uint8
 from .pipelines.pix2gestalt import Pix2GestaltPipeline
 from .runtime import resolve_device, resolve_dtype
-from .sampling import CompletionSettings, batched, derive_seed, seeded_noise
+from .sampling import batched, sample_seed, seeded_noise
+from .settings import CompletionSettings, ModelSettings
 from .types import AmodalObject
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,17 @@ class PreparedScene:
     frame: Frame
     context: torch.Tensor
     concat_latents: torch.Tensor
+
+
+def seed_key(scene: tuple, count: int) -> tuple[str | int, list[int]]:
+    """``(item, object numbers)`` of a scene tuple of :meth:`AmodalCompleter.complete_many` with ``count`` objects."""
+    if not 3 <= len(scene) <= 4:
+        raise InputError(f"a scene is (image, visible_masks, item[, object_ids]), got a tuple of {len(scene)}")
+    object_ids = scene[3] if len(scene) == 4 and scene[3] is not None else range(count)
+    object_ids = [int(i) for i in object_ids]
+    if len(object_ids) != count:
+        raise InputError(f"object_ids names {len(object_ids)} objects, the masks hold {count}")
+    return scene[2], object_ids
 
 
 class AmodalCompleter:
@@ -104,8 +117,7 @@ class AmodalCompleter:
             **settings: fields of :class:`CompletionSettings`.
         """
         CompletionSettings(**settings)  # bad settings fail before the model loads
-        if compile_mode is not None and compile_mode not in COMPILE_MODES:
-            raise ValueError(f"compile_mode must be None or one of {COMPILE_MODES}, got {compile_mode!r}")
+        ModelSettings(compile_mode=compile_mode)
         if path_or_hub_id is None:
             logger.info(DEFAULT_MODEL_NOTE)
             path_or_hub_id = default_model_path()
@@ -128,6 +140,8 @@ class AmodalCompleter:
         visible_masks,
         *,
         seed: int = 0,
+        item: str | int = 0,
+        object_ids: Sequence[int] | None = None,
         num_samples: int | None = None,
         show_progress: bool = True,
     ) -> list[AmodalObject]:
@@ -138,7 +152,12 @@ class AmodalCompleter:
                 ``(C, H, W)`` tensor; RGBA is composited onto white.
             visible_masks: one ``(H, W)`` binary mask, a list of them, a ``(K, H, W)`` stack, or an ``(H, W)``
                 integer instance label map (0 = background); masks follow the mask rule of :mod:`p2g3d.io`.
-            seed: base seed; sample j of object i uses its own generator derived from ``(seed, i, j)``.
+            seed: base seed; sample j of object i uses its own generator seeded by
+                :func:`~p2g3d.sampling.sample_seed` ``(seed, item, i, j)``.
+            item: the image's item id in the seed rule (:mod:`p2g3d.sampling`); the commands pass the image's
+                file stem, so pass it too to get what ``p2g3d complete`` gives for that file.
+            object_ids: the objects' numbers ``i`` in the seed rule (default: their positions 0, 1, ...); give them
+                when completing some objects of an image alone, so each keeps its number.
             num_samples: overrides the settings' ``num_samples`` for this call.
             show_progress: show progress bars (over batches, and the pipeline's over steps).
 
@@ -146,23 +165,28 @@ class AmodalCompleter:
             One :class:`AmodalObject` per visible mask, in input order (label maps: increasing label).
         """
         (objects,) = self.complete_many(
-            [(image, visible_masks, seed)], num_samples=num_samples, show_progress=show_progress
+            [(image, visible_masks, item, object_ids)], seed=seed, num_samples=num_samples, show_progress=show_progress
         )
         return objects
 
     def complete_many(
-        self, scenes: Sequence[tuple], *, num_samples: int | None = None, show_progress: bool = True
+        self,
+        scenes: Sequence[tuple],
+        *,
+        seed: int = 0,
+        num_samples: int | None = None,
+        show_progress: bool = True,
     ) -> list[list[AmodalObject]]:
-        """Complete several images at once: ``scenes`` is a sequence of ``(image, visible_masks, seed)`` (as for
-        :meth:`__call__`), and the (image, object, sample) triples of all of them are packed into the same
-        batches, so a GPU stays busy with few objects per image. Each image gets exactly what :meth:`__call__`
-        gives it with the same seed. Returns one list of objects per image."""
+        """Complete several images at once: ``scenes`` is a sequence of ``(image, visible_masks, item)`` or
+        ``(image, visible_masks, item, object_ids)`` (as for :meth:`__call__`), and the (image, object, sample) triples
+        of all of them are packed into the same batches, so a GPU stays busy with few objects per image. Each image gets
+        exactly what :meth:`__call__` gives it with the same seed and item. Returns one list of objects per image."""
         if num_samples is None:
             num_samples = self.settings.num_samples
-        elif isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
-        prepared = [self._prepare(image, visible_masks) for image, visible_masks, _ in scenes]
-        seeds = [seed for _, _, seed in scenes]
+        else:
+            CompletionSettings(num_samples=num_samples)
+        prepared = [self._prepare(scene[0], scene[1]) for scene in scenes]
+        seed_keys = [seed_key(scene, len(ready.objects)) for scene, ready in zip(scenes, prepared)]
         triples = [
             (s, i, j) for s, scene in enumerate(prepared) for i in range(len(scene.objects)) for j in range(num_samples)
         ]
@@ -172,7 +196,8 @@ class AmodalCompleter:
         for batch in tqdm(
             batches, desc="amodal completion", unit="batch", disable=not show_progress or len(batches) < 2
         ):
-            for (s, i, j), sample in zip(batch, self._sample(prepared, seeds, batch)):
+            noise_seeds = [sample_seed(seed, seed_keys[s][0], seed_keys[s][1][i], j) for s, i, j in batch]
+            for (s, i, j), sample in zip(batch, self._sample(prepared, batch, noise_seeds)):
                 samples[s][i, j] = sample
         return [
             [self._assemble(label, mask, samples[s][i], scene.frame) for i, (label, mask) in enumerate(scene.objects)]
@@ -189,7 +214,7 @@ class AmodalCompleter:
         framed_masks = [frame_mask(mask, frame) for _, mask in objects]
         for (label, _), framed in zip(objects, framed_masks):
             if not framed.any():
-                raise ValueError(f"visible mask {label} vanishes at the model's {self.size}x{self.size} working size")
+                raise InputError(f"visible mask {label} vanishes at the model's {self.size}x{self.size} working size")
         context, concat_latents = self.pipeline.encode_scene_objects(framed_image, np.stack(framed_masks))
         return PreparedScene(objects, frame, context, concat_latents)
 
@@ -202,11 +227,11 @@ class AmodalCompleter:
             )
         return np.empty((objects, num_samples, self.size, self.size, 3), np.uint8)
 
-    def _sample(self, prepared: Sequence[PreparedScene], seeds: Sequence[int], batch):
+    def _sample(self, prepared: Sequence[PreparedScene], batch, seeds: Sequence[int]):
         """Run one batch of (image, object, sample) triples; returns ``(len(batch), size, size, 3)`` uint8 (or a
-        ``(len(batch), 3, size, size)`` uint8 tensor on the device with ``device_postprocess``). Sample j of object i
-        of image s starts from the noise of ``derive_seed(seeds[s], i, j)``."""
-        generators, latents = seeded_noise(self.pipeline, [derive_seed(seeds[s], i, j) for s, i, j in batch])
+        ``(len(batch), 3, size, size)`` uint8 tensor on the device with ``device_postprocess``). Each triple
+        starts from the noise of its seed in ``seeds`` (the seed rule, :func:`~p2g3d.sampling.sample_seed`)."""
+        generators, latents = seeded_noise(self.pipeline, seeds)
         output = self.pipeline(
             context=torch.cat([prepared[s].context for s, _, _ in batch]),
             concat_latents=torch.stack([prepared[s].concat_latents[i] for s, i, _ in batch]),

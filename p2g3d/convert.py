@@ -37,8 +37,10 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from .errors import InputError
 from .io import check_output_folder, check_replaceable, publish_folder, save_json, staging_folder
 from .runtime import DTYPES, torch_dtype
+from .settings import UNET_WEIGHTS
 
 if TYPE_CHECKING:  # torch, diffusers and transformers are imported where they are used, so the CLI starts fast
     import torch
@@ -79,7 +81,6 @@ CLIP_TEXT_LEFTOVERS = frozenset(
         "cond_stage_model.model.ln_final.bias",
     }
 )
-UNET_WEIGHTS = ("ema", "raw")
 CONVERTED_FOLDER_ENTRIES = {
     "model_index.json",
     "conversion.json",
@@ -108,7 +109,7 @@ FAMILIES = {
 }
 
 
-class ConversionError(ValueError):
+class ConversionError(InputError):
     """The checkpoint does not fit the official layout (missing EMA weights, unknown keys, shape mismatch)."""
 
 
@@ -134,7 +135,7 @@ def default_config(family: str = "pix2gestalt") -> dict:
     """The official yaml (model section) of ``family`` ("pix2gestalt" or "zero123"), as a dict."""
     by_name = {f.name: f for f in FAMILIES.values()}
     if family not in by_name:
-        raise ValueError(f"family must be one of {sorted(by_name)}, got {family!r}")
+        raise InputError(f"family must be one of {sorted(by_name)}, got {family!r}")
     return yaml.safe_load(resources.files("p2g3d.configs").joinpath(by_name[family].config_name).read_text())
 
 
@@ -339,7 +340,7 @@ def convert_state_dict(
     from .pipelines.official_ddim import official_ddim_scheduler
 
     if unet_weights not in UNET_WEIGHTS:
-        raise ValueError(f"unet_weights must be one of {UNET_WEIGHTS}, got {unet_weights!r}")
+        raise InputError(f"unet_weights must be one of {UNET_WEIGHTS}, got {unet_weights!r}")
     family = detect_family(state_dict)
     config = config or default_config(family.name)
     params = config["model"]["params"]
@@ -471,7 +472,7 @@ def convert_checkpoint(
     from .checkpoint import load_lightning_state_dict
 
     if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        raise InputError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     output_dir = Path(output_dir)
     if output_dir.exists() and output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{output_dir} exists and is not empty (use overwrite=True / --overwrite)")

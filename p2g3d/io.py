@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
+from .errors import InputError
+
 EIGHT_BIT_MODES = ("1", "L", "P", "RGB", "RGBA", "LA", "PA", "CMYK", "YCbCr")
 ALPHA_THRESHOLD = 128
 MAX_IMAGE_PIXELS = 8192 * 8192
@@ -46,7 +48,7 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         image = image[..., None]
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
+        raise InputError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
     if image.shape[2] == 1:
         return np.repeat(image, 3, axis=2)
     if image.shape[2] == 4:
@@ -58,7 +60,7 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 def pil_to_array(image: PIL.Image.Image, name: str = "image") -> np.ndarray:
     """An 8-bit PIL image -> ``(H, W, 4)`` uint8 RGBA (gray and palette expanded, opaque where it has no alpha)."""
     if image.mode not in EIGHT_BIT_MODES:
-        raise ValueError(
+        raise InputError(
             f"{name} has pixel mode {image.mode!r}; only 8-bit images are supported (convert 16-bit or float "
             "images to 8 bits per channel first)"
         )
@@ -86,7 +88,7 @@ def binary_mask(array: np.ndarray, name: str = "mask") -> np.ndarray:
     values = np.unique(array)
     if not (np.isin(values, (0, 1)).all() or np.isin(values, (0, 255)).all()):
         shown = values[:6].tolist()
-        raise ValueError(
+        raise InputError(
             f"{name}: a mask must be binary (bool, 0/1 or 0/255), "
             f"found values {shown}{'...' if len(values) > 6 else ''}"
         )
@@ -104,10 +106,10 @@ def as_mask(value, name: str = "mask", *, allow_empty: bool = False) -> np.ndarr
     if array.ndim == 3 and 1 in (array.shape[0], array.shape[2]):
         array = array[0] if array.shape[0] == 1 else array[..., 0]
     if array.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D (H, W) mask, got shape {array.shape}")
+        raise InputError(f"{name}: expected a 2-D (H, W) mask, got shape {array.shape}")
     mask = binary_mask(array, name)
     if not allow_empty and not mask.any():
-        raise ValueError(f"{name}: mask is empty (no pixel of the object)")
+        raise InputError(f"{name}: mask is empty (no pixel of the object)")
     return mask
 
 
@@ -117,7 +119,7 @@ def as_masks(value, name: str = "mask") -> np.ndarray:
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, PIL.Image.Image) for v in value):
         masks = [as_mask(v, f"{name} {i}", allow_empty=True) for i, v in enumerate(value)]
         if len({m.shape for m in masks}) != 1:
-            raise ValueError(
+            raise InputError(
                 f"{name}: all masks of a batch must have the same size, got {sorted({m.shape for m in masks})}"
             )
         return np.stack(masks)
@@ -134,7 +136,7 @@ def alpha_or_gray_mask(image: PIL.Image.Image, name: str = "mask", *, allow_empt
     if (colour == colour.reshape(-1, 3)[0]).all():
         mask = rgba[..., 3] >= ALPHA_THRESHOLD
         if not allow_empty and not mask.any():
-            raise ValueError(f"{name}: mask is empty (no pixel of the object)")
+            raise InputError(f"{name}: mask is empty (no pixel of the object)")
         return mask
     return as_mask(image.convert("L"), name, allow_empty=allow_empty)
 
@@ -149,13 +151,13 @@ def as_image(value, name: str = "image") -> np.ndarray:
         return as_rgb(pil_to_array(value, name))
     if type(value).__module__.startswith("torch"):
         if value.ndim != 3 or value.shape[0] not in (1, 3, 4):
-            raise ValueError(f"{name}: a tensor image must be (C, H, W) with C in 1, 3, 4, got {tuple(value.shape)}")
+            raise InputError(f"{name}: a tensor image must be (C, H, W) with C in 1, 3, 4, got {tuple(value.shape)}")
         value = value.detach().cpu().permute(1, 2, 0).numpy()
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{name}: expected a PIL image, numpy array or torch tensor, got {type(value).__name__}")
     if np.issubdtype(value.dtype, np.floating):
         if not np.isfinite(value).all() or value.min() < 0 or value.max() > 1:
-            raise ValueError(f"{name}: float images must be finite and lie in [0, 1]")
+            raise InputError(f"{name}: float images must be finite and lie in [0, 1]")
         value = np.round(value * 255.0).astype(np.uint8)
     return as_rgb(value)
 
@@ -175,7 +177,7 @@ def as_cutout(source, name: str = "object") -> tuple[np.ndarray, np.ndarray]:
     else:
         if isinstance(source, PIL.Image.Image):
             if "A" not in source.getbands():
-                raise ValueError(f"{name} has no alpha channel: pass (image, mask) instead")
+                raise InputError(f"{name} has no alpha channel: pass (image, mask) instead")
             source = pil_to_array(source, name)
         if not (
             isinstance(source, np.ndarray) and source.ndim == 3 and source.shape[2] == 4 and source.dtype == np.uint8
@@ -186,9 +188,9 @@ def as_cutout(source, name: str = "object") -> tuple[np.ndarray, np.ndarray]:
             )
         rgb, mask = as_rgb(source), source[..., 3] >= ALPHA_THRESHOLD
         if not mask.any():
-            raise ValueError(f"{name}: the alpha channel is empty (no object)")
+            raise InputError(f"{name}: the alpha channel is empty (no object)")
     if mask.shape != rgb.shape[:2]:
-        raise ValueError(
+        raise InputError(
             f"{name}: the mask is {mask.shape[0]}x{mask.shape[1]} but the image is {rgb.shape[0]}x{rgb.shape[1]}"
         )
     return rgb, mask
@@ -202,7 +204,7 @@ def object_masks(visible_masks, height: int, width: int) -> list[tuple[int, np.n
     """
     if isinstance(visible_masks, (list, tuple)):
         if not visible_masks:
-            raise ValueError("got an empty list of visible masks")
+            raise InputError("got an empty list of visible masks")
         masks = [(i, as_mask(m, f"visible mask {i}")) for i, m in enumerate(visible_masks)]
     else:
         array = _to_numpy(visible_masks, "visible masks")
@@ -219,7 +221,7 @@ def object_masks(visible_masks, height: int, width: int) -> list[tuple[int, np.n
             masks = [(0, as_mask(visible_masks, "visible mask 0"))]
     for label, mask in masks:
         if mask.shape != (height, width):
-            raise ValueError(
+            raise InputError(
                 f"visible mask {label} is {mask.shape[0]}x{mask.shape[1]} but the image is {height}x{width}"
             )
     return masks
@@ -237,7 +239,7 @@ def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
     elif isinstance(segmentation, dict) and "counts" in segmentation:
         rle = segmentation
     else:
-        raise ValueError(f"not a COCO segmentation (polygon list or RLE dict): {type(segmentation).__name__}")
+        raise InputError(f"not a COCO segmentation (polygon list or RLE dict): {type(segmentation).__name__}")
     return coco_mask.decode(rle).astype(bool)
 
 
@@ -262,7 +264,7 @@ def open_image(path: str | os.PathLike) -> PIL.Image.Image:
             warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
             with PIL.Image.open(path) as image:
                 if image.width * image.height > MAX_IMAGE_PIXELS:
-                    raise ValueError(
+                    raise InputError(
                         f"{path} is too large to read ({image.width}x{image.height}); downscale it to at most "
                         f"{MAX_IMAGE_PIXELS} pixels"
                     )
@@ -270,14 +272,14 @@ def open_image(path: str | os.PathLike) -> PIL.Image.Image:
                 image.load()
                 loaded = image.copy()
     except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as error:
-        raise ValueError(
+        raise InputError(
             f"{path} is too large to read ({error}); downscale it to at most {MAX_IMAGE_PIXELS} pixels"
         ) from error
     except (PIL.UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"{path} is not a readable image file ({error.__class__.__name__})") from error
+        raise InputError(f"{path} is not a readable image file ({error.__class__.__name__})") from error
     if loaded.mode not in EIGHT_BIT_MODES or sixteen_bit:
         mode = "16-bit RGB(A)" if sixteen_bit else repr(loaded.mode)
-        raise ValueError(
+        raise InputError(
             f"{path} has pixel mode {mode}; only 8-bit images are supported (convert 16-bit or float "
             "images to 8 bits per channel first)"
         )
@@ -311,7 +313,7 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
-        os.chmod(temporary, 0o666 & ~_umask())
+        os.chmod(temporary, FILE_MODE)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -341,7 +343,7 @@ def write_files_atomic(files: dict[str | os.PathLike, bytes]) -> list[Path]:
             staged.append((temporary, path))
             with os.fdopen(handle, "wb") as file:
                 file.write(data)
-            os.chmod(temporary, 0o666 & ~_umask())
+            os.chmod(temporary, FILE_MODE)
     except BaseException:
         for temporary, _ in staged:
             Path(temporary).unlink(missing_ok=True)
@@ -370,15 +372,15 @@ def check_output_folder(folder: str | os.PathLike, *, min_free_bytes: int = 0) -
     with at least ``min_free_bytes`` free. Creates nothing."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise ValueError(f"output {folder} exists and is not a folder")
+        raise InputError(f"output {folder} exists and is not a folder")
     existing = next(parent for parent in (folder, *folder.absolute().parents) if parent.exists())
     if not existing.is_dir():
-        raise ValueError(f"output {folder} cannot be created: {existing} is a file")
+        raise InputError(f"output {folder} cannot be created: {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"output {folder} is not writable (no write permission on {existing})")
+        raise InputError(f"output {folder} is not writable (no write permission on {existing})")
     free = shutil.disk_usage(existing).free
     if free < min_free_bytes:
-        raise ValueError(
+        raise InputError(
             f"output {folder}: {free / 2**20:.0f} MiB free on its disk, about {min_free_bytes / 2**20:.0f} MiB needed"
         )
     return folder
@@ -388,15 +390,20 @@ def check_output_file(path: str | os.PathLike) -> Path:
     """Check before any work that ``path`` can be written: not a folder, its folder can receive it."""
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"output {path} is a folder; expected a file name")
+        raise InputError(f"output {path} is a folder; expected a file name")
     check_output_folder(path.parent)
     return path
 
 
-def _umask() -> int:
+def _read_umask() -> int:
+    """The process's umask, read once when the module loads: reading it means setting it, which is not
+    thread-safe, so it is never flipped again while threads may be writing."""
     umask = os.umask(0)
     os.umask(umask)
     return umask
+
+
+FILE_MODE = 0o666 & ~_read_umask()  # what open() would give a new file
 
 
 def check_replaceable(target: str | os.PathLike, marker: str, allowed: set[str]) -> Path:
@@ -407,17 +414,17 @@ def check_replaceable(target: str | os.PathLike, marker: str, allowed: set[str])
     resolved = target.resolve()
     protected = {Path.cwd().resolve(), Path.home().resolve(), *Path.cwd().resolve().parents}
     if resolved in protected or resolved.parent == resolved:
-        raise ValueError(f"refusing to replace {target} ({resolved}): the working folder, one of its parents or home")
+        raise InputError(f"refusing to replace {target} ({resolved}): the working folder, one of its parents or home")
     if not target.exists() or (target.is_dir() and not any(target.iterdir())):
         return target
     if not target.is_dir():
-        raise ValueError(f"{target} exists and is not a folder")
+        raise InputError(f"{target} exists and is not a folder")
     entries = sorted(path.name for path in target.iterdir())
     foreign = [name for name in entries if name not in allowed]
     if marker not in entries or foreign:
         shown = ", ".join(foreign[:5] or entries[:5])
         reason = f"it holds {shown}, which p2g3d did not write" if foreign else f"it has no {marker}"
-        raise ValueError(f"refusing to replace {target}: {reason}; nothing was deleted")
+        raise InputError(f"refusing to replace {target}: {reason}; nothing was deleted")
     return target
 
 

@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from .errors import InputError
+
 if TYPE_CHECKING:
     import torch
 
@@ -29,7 +31,7 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 logger = logging.getLogger(__name__)
 
 
-class ModelFolderError(ValueError):
+class ModelFolderError(InputError):
     """A model folder is missing, incomplete or half-written."""
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InputError
+
 GRAY_THRESHOLD = 250
 MASK_RULES = ("rgb", "official")
 _R_WEIGHT, _G_WEIGHT, _B_WEIGHT = 9798, 19235, 3735  # OpenCV fixed point, scaled by 2**15
@@ -22,9 +24,9 @@ def to_gray(image: np.ndarray, rule: str = "rgb") -> np.ndarray:
     applied to the RGB array, as the official code does (0.299 on blue).
     """
     if rule not in MASK_RULES:
-        raise ValueError(f"rule must be one of {MASK_RULES}, got {rule!r}")
+        raise InputError(f"rule must be one of {MASK_RULES}, got {rule!r}")
     if image.dtype != np.uint8 or image.shape[-1] != 3:
-        raise ValueError(f"expected (..., H, W, 3) uint8 RGB, got {image.dtype} {image.shape}")
+        raise InputError(f"expected (..., H, W, 3) uint8 RGB, got {image.dtype} {image.shape}")
     rgb = image.astype(np.int32)
     return _fixed_point_gray(rgb[..., 0], rgb[..., 1], rgb[..., 2], rule).astype(np.uint8)
 
@@ -47,9 +49,9 @@ def amodal_masks_on_device(images, rule: str = "rgb", threshold: int = GRAY_THRE
     import torch
 
     if rule not in MASK_RULES:
-        raise ValueError(f"rule must be one of {MASK_RULES}, got {rule!r}")
+        raise InputError(f"rule must be one of {MASK_RULES}, got {rule!r}")
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"expected (N, 3, H, W) uint8 images, got {images.dtype} {tuple(images.shape)}")
+        raise InputError(f"expected (N, 3, H, W) uint8 images, got {images.dtype} {tuple(images.shape)}")
     rgb = images.to(torch.int32)
     return _fixed_point_gray(rgb[:, 0], rgb[:, 1], rgb[:, 2], rule) <= threshold
 
@@ -70,7 +72,7 @@ def attached_parts(mask: np.ndarray, visible: np.ndarray) -> np.ndarray:
 def majority_vote(masks: np.ndarray) -> np.ndarray:
     """``(N, H, W)`` bool sample masks -> ``(H, W)`` bool: object where MORE than half of the samples say so."""
     if masks.ndim != 3 or masks.shape[0] == 0:
-        raise ValueError(f"expected (N, H, W) masks with N >= 1, got shape {masks.shape}")
+        raise InputError(f"expected (N, H, W) masks with N >= 1, got shape {masks.shape}")
     return masks.sum(axis=0) * 2 > masks.shape[0]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from .errors import MissingDependencyError
+from .errors import InputError, MissingDependencyError
 from .io import write_atomic
 
 FORMATS = ("glb", "obj", "ply")
@@ -42,11 +42,11 @@ def as_trimesh(mesh) -> trimesh.Trimesh:
         try:
             loaded = trimesh.load(path, process=False)
         except Exception as error:  # trimesh's loaders raise many types for malformed files
-            raise ValueError(f"{path} is not a readable mesh file ({error.__class__.__name__}: {error})") from error
+            raise InputError(f"{path} is not a readable mesh file ({error.__class__.__name__}: {error})") from error
         if isinstance(loaded, trimesh.Scene):
             loaded = loaded.to_mesh() if hasattr(loaded, "to_mesh") else loaded.dump(concatenate=True)
         if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
-            raise ValueError(f"{path} holds no triangle mesh")
+            raise InputError(f"{path} holds no triangle mesh")
         return loaded
     o3d = import_open3d()
     if isinstance(mesh, o3d.t.geometry.TriangleMesh):
@@ -89,12 +89,12 @@ def export_mesh(mesh, path: str | os.PathLike) -> Path:
     path = Path(path)
     file_type = path.suffix.lower().lstrip(".")
     if file_type not in FORMATS:
-        raise ValueError(
+        raise InputError(
             f"unsupported mesh format {path.suffix!r}; expected one of {', '.join('.' + f for f in FORMATS)}"
         )
     source = as_trimesh(mesh)
     if len(source.faces) == 0:
-        raise ValueError("the mesh has no faces")
+        raise InputError("the mesh has no faces")
     kwargs = {"include_color": True} if file_type == "obj" else {}
     data = source.export(file_type=file_type, **kwargs)
     return write_atomic(path, data if isinstance(data, bytes) else data.encode())

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import InputError
+
 if TYPE_CHECKING:  # trimesh and Open3D load on use, so the CLI starts fast
     import trimesh
 
@@ -46,7 +48,7 @@ def unit_box_transform(mesh: trimesh.Trimesh) -> np.ndarray:
     low, high = mesh.bounds
     extent = float((high - low).max())
     if extent <= 0:
-        raise ValueError("mesh has zero extent")
+        raise InputError("mesh has zero extent")
     transform = np.eye(4)
     transform[:3, :3] /= extent
     transform[:3, 3] = -(low + high) / 2.0 / extent
@@ -173,14 +175,14 @@ def evaluate(
     from .meshes import as_trimesh
 
     if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+        raise InputError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     pred_mesh, gt_mesh = as_trimesh(pred).copy(), as_trimesh(gt).copy()
     solid = True
     for name, mesh in (("prediction", pred_mesh), ("ground truth", gt_mesh)):
         if len(mesh.faces) == 0:
-            raise ValueError(f"the {name} mesh has no faces")
+            raise InputError(f"the {name} mesh has no faces")
         if not np.isfinite(mesh.vertices).all():
-            raise ValueError(f"the {name} mesh has non-finite (NaN or infinite) vertex coordinates")
+            raise InputError(f"the {name} mesh has non-finite (NaN or infinite) vertex coordinates")
         if not mesh.is_watertight or mesh.volume <= 0:
             logger.warning("the %s mesh encloses no volume (not watertight): volume IoU is not defined", name)
             solid = False

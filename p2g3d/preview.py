@@ -1,13 +1,17 @@
-"""Preview sheets: input, visible mask, samples and amodal mask side by side; rows of panels for other previews."""
+"""Preview sheets: input, visible mask, samples and amodal mask side by side; image-to-3D sheets (input, what the
+backend got, its views, turntable renders of the mesh); rows of panels for other previews."""
 
 from __future__ import annotations
 
 import numpy as np
 import PIL.Image
 
+from .cameras import intrinsics_from_fov, orbit_cameras
+from .io import as_cutout
 from .types import AmodalObject
 
 PANEL_HEIGHT = 192
+MESH_PANEL = 128
 GAP = 4
 
 
@@ -70,3 +74,29 @@ def mask_overlay(mask: np.ndarray, truth: np.ndarray) -> np.ndarray:
     tile[truth] = 90
     tile[mask] = 255
     return tile
+
+
+def mesh_turntable(mesh, count: int = 4, size: int = MESH_PANEL, elevation_deg: float = 20.0) -> list[np.ndarray]:
+    """``count`` ``(size, size, 3)`` uint8 renders of ``mesh`` around +Z (starting at azimuth 0, the input view of
+    the built-in backends), far enough to see the whole mesh."""
+    radius = 2.2 * float(np.linalg.norm(mesh.bounds, axis=1).max()) / 0.75
+    cameras = orbit_cameras(count, elevation_deg, radius, intrinsics_from_fov(40.0, size, size), size, size)
+    from .render import render  # Open3D loads on use
+
+    return [render([mesh], camera).rgb for camera in cameras]
+
+
+def image_to_3d_sheet(image: np.ndarray, visible_mask: np.ndarray, given: np.ndarray, result) -> np.ndarray:
+    """Preview: input with the visible mask tinted and what the backend got (``given``, RGB on white; top), the
+    backend's views (middle, when it has any), renders of the mesh from four sides (bottom). ``(H, W, 3)`` uint8."""
+    rows = [panel_row([tint(image, visible_mask), given], MESH_PANEL)]
+    if result.views:
+        rows.append(panel_row([view.image for view in result.views[:12]], MESH_PANEL // 2))
+    rows.append(panel_row(mesh_turntable(result.mesh), MESH_PANEL))
+    return stack_rows(rows)
+
+
+def on_white(source) -> np.ndarray:
+    """What a backend gets, for previews: the object of ``source`` (AmodalObject, RGBA, ``(rgb, mask)``) on white."""
+    rgb, mask = as_cutout(source)
+    return np.where(mask[..., None], rgb, 255).astype(np.uint8)

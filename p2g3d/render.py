@@ -14,6 +14,7 @@ import numpy as np
 import trimesh
 
 from .cameras import Camera
+from .errors import InputError
 from .meshes import as_tensor_mesh, as_trimesh, import_open3d
 
 DEFAULT_COLOR = (180, 180, 180)
@@ -85,7 +86,7 @@ def render(
     """
     o3d = import_open3d()
     if not meshes:
-        raise ValueError("nothing to render: meshes is empty")
+        raise InputError("nothing to render: meshes is empty")
     trimeshes = [as_trimesh(mesh) for mesh in meshes]
     scene = o3d.t.geometry.RaycastingScene()
     geometry_to_index = {scene.add_triangles(as_tensor_mesh(mesh)): i for i, mesh in enumerate(trimeshes)}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .errors import InputError
+
 if TYPE_CHECKING:
     import torch
 
@@ -20,16 +22,16 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise ValueError(f"unknown device {device!r}; expected e.g. 'cpu', 'cuda' or 'cuda:1'") from error
+        raise InputError(f"unknown device {device!r}; expected e.g. 'cpu', 'cuda' or 'cuda:1'") from error
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} was requested but CUDA is not available on this machine")
+            raise InputError(f"device {device!r} was requested but CUDA is not available on this machine")
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) found")
+            raise InputError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) found")
     elif resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {device!r} was requested but MPS is not available on this machine")
+        raise InputError(f"device {device!r} was requested but MPS is not available on this machine")
     elif resolved.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unsupported device {device!r}; expected 'cpu', 'cuda[:N]' or 'mps'")
+        raise InputError(f"unsupported device {device!r}; expected 'cpu', 'cuda[:N]' or 'mps'")
     return resolved
 
 
@@ -40,11 +42,11 @@ def torch_dtype(name: str | torch.dtype) -> torch.dtype:
     allowed = {getattr(torch, torch_name) for torch_name in DTYPES.values()}
     if isinstance(name, torch.dtype):
         if name not in allowed:
-            raise ValueError(f"unsupported dtype {name}; expected float32, float16 or bfloat16")
+            raise InputError(f"unsupported dtype {name}; expected float32, float16 or bfloat16")
         return name
     torch_name = DTYPES.get(name, name if name in DTYPES.values() else None)
     if torch_name is None:
-        raise ValueError(f"unknown dtype {name!r}; expected one of {', '.join(DTYPES)}")
+        raise InputError(f"unknown dtype {name!r}; expected one of {', '.join(DTYPES)}")
     return getattr(torch, torch_name)
 
 

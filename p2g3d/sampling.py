@@ -1,21 +1,28 @@
-"""Seeds, seeded noise, batching and the sampling settings, shared by every sampling stage (amodal completion,
-novel views, jobs).
+"""Seeds, seeded noise and batching, shared by every sampling stage (amodal completion, novel views) and job.
 
-Every (item, sample) pair gets its own generator seeded from ``(seed, item, sample)``, so a result does not depend
-on the batch it ran in, and jobs derive the seed of each scene and view from the run's seed the same way.
+The one seed rule: sample ``j`` of object ``i`` of item ``item_id`` starts from the noise of
+``derive_seed(seed, item_key(item_id), i, j)`` (:func:`sample_seed`), whatever the command, the batch it runs in,
+the packing or the engine. ``seed`` is the run's base seed (``--seed``); the item id names the image:
+
+* ``complete``, ``image-to-3d``: the image's file stem; ``batch``: the item id (a folder's or a COCO file's image
+  file stem, a manifest's ``id``); ``eval-amodal``: the sample's name (dataset folder) or the image's file stem
+  (annotation file), so every command completes the same object of the same image file alike;
+* the 3D benchmarks: ``scene_S_view_V`` for view V of scene S; the Python API: ``item=`` (default 0).
+
+``i`` is the object's position among the image's visible masks (label maps: increasing label). Stages after the
+completion that draw noise per object (image-to-3D backends) use :func:`object_seed`, ``derive_seed(seed,
+item_key(item_id), i)``.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
 
-from .framing import FRAMINGS
-from .masks import MASK_RULES
-from .validation import check_number
+from .errors import InputError
 
 T = TypeVar("T")
 
@@ -25,14 +32,36 @@ def derive_seed(seed: int, *keys: int) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     if seed < 0 or any(key < 0 for key in keys):
-        raise ValueError(f"seed and keys must be non-negative, got seed={seed}, keys={keys}")
+        raise InputError(f"seed and keys must be non-negative, got seed={seed}, keys={keys}")
     return int(np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def item_key(item_id: str | int) -> int:
+    """The integer that stands for an item in the seed rule: a non-negative int as it is, a string by its CRC-32
+    (stable across processes, machines and Python versions)."""
+    if isinstance(item_id, bool) or not isinstance(item_id, (str, int, np.integer)):
+        raise TypeError(f"an item id must be a str or an int, got {type(item_id).__name__}")
+    if isinstance(item_id, str):
+        return zlib.crc32(item_id.encode())
+    if item_id < 0:
+        raise InputError(f"an integer item id must be non-negative, got {item_id}")
+    return int(item_id)
+
+
+def sample_seed(seed: int, item_id: str | int, object_index: int, sample_index: int) -> int:
+    """The seed of sample ``sample_index`` of object ``object_index`` of item ``item_id`` (module docstring)."""
+    return derive_seed(seed, item_key(item_id), object_index, sample_index)
+
+
+def object_seed(seed: int, item_id: str | int, object_index: int) -> int:
+    """The seed of a per-object stage after completion (e.g. an image-to-3D backend) for that object."""
+    return derive_seed(seed, item_key(item_id), object_index)
 
 
 def batched(items: Sequence[T], batch_size: int) -> list[Sequence[T]]:
     """``items`` cut into consecutive batches of at most ``batch_size``."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
     return [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
 
 
@@ -46,58 +75,3 @@ def seeded_noise(pipeline, seeds: Sequence[int]):
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
     shape = (pipeline.unet.config.out_channels, side, side)
     return generators, torch.stack([torch.randn(shape, generator=g) for g in generators])
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    """Settings every diffusion stage shares. The command line is generated from these fields (``flag`` and
-    ``help`` in each field's metadata), so a default lives here and nowhere else."""
-
-    num_inference_steps: int = field(default=50, metadata={"flag": "--steps", "help": "DDIM steps"})
-    guidance_scale: float = field(
-        default=2.0, metadata={"flag": "--guidance", "help": "classifier-free guidance scale"}
-    )
-    eta: float = field(default=1.0, metadata={"flag": "--eta", "help": "DDIM eta (1 official, 0 deterministic)"})
-    batch_size: int = field(default=8, metadata={"flag": "--batch-size", "help": "(item, sample) pairs per model call"})
-
-    def __post_init__(self):
-        check_number(self, "num_inference_steps", integer=True, low=2, high=1000)
-        check_number(self, "batch_size", integer=True, low=1)
-        check_number(self, "guidance_scale")
-        check_number(self, "eta", low=0)
-
-
-@dataclass(frozen=True)
-class CompletionSettings(SamplingSettings):
-    """Settings of :class:`AmodalCompleter` (the ``p2g3d complete`` options are generated from these fields).
-
-    Attributes:
-        num_samples: samples per object, voted per pixel (the paper votes over several).
-        num_inference_steps: requested DDIM steps (official default 200; 50 is close and 4x faster).
-        guidance_scale: classifier-free guidance (official 2.0).
-        eta: DDIM eta (official 1.0).
-        framing: ``"squash"`` (official, whole image resized to the square) or ``"pad"`` (aspect kept).
-        mask_rule: ``"rgb"`` (correct RGB->gray, default) or ``"official"`` (the official channel-swapped gray).
-        batch_size: (object, sample) pairs per pipeline call; lower it when memory is short.
-        keep_detached: keep the parts of a sample's mask not connected to the visible mask (the official read keeps
-            every pixel; by default only the object attached to its visible part is kept).
-    """
-
-    num_samples: int = field(default=4, metadata={"flag": "--samples", "help": "samples per object, voted per pixel"})
-    framing: str = field(
-        default="squash", metadata={"flag": "--framing", "choices": FRAMINGS, "help": "squash is official"}
-    )
-    mask_rule: str = field(
-        default="rgb", metadata={"flag": "--mask-rule", "choices": MASK_RULES, "help": "gray rule for masks"}
-    )
-    keep_detached: bool = field(
-        default=False, metadata={"flag": "--keep-detached", "help": "keep mask parts not connected to the visible mask"}
-    )
-
-    def __post_init__(self):
-        super().__post_init__()
-        check_number(self, "num_samples", integer=True, low=1)
-        if self.framing not in FRAMINGS:
-            raise ValueError(f"framing must be one of {FRAMINGS}, got {self.framing!r}")
-        if self.mask_rule not in MASK_RULES:
-            raise ValueError(f"mask_rule must be one of {MASK_RULES}, got {self.mask_rule!r}")

@@ -24,6 +24,7 @@ import numpy as np
 import trimesh
 
 from .cameras import Camera, intrinsics_from_fov, orbit_cameras
+from .errors import InputError
 from .render import RenderedView, render
 from .textures import BACKGROUND_STYLES, background
 
@@ -192,7 +193,7 @@ def _target_parts(kind: str, rng: np.random.Generator) -> list[Part]:
             (_box((w, 0, 0), (0.08, 0.12, h)), a),
             (_box((0, 0, h), (w + 0.08, 0.12, 0.08)), b),
         ]
-    raise ValueError(f"unknown target kind {kind!r}; expected one of {(*TARGET_KINDS, COMPOSITE_KIND)}")
+    raise InputError(f"unknown target kind {kind!r}; expected one of {(*TARGET_KINDS, COMPOSITE_KIND)}")
 
 
 def _mesh_from_parts(parts: Sequence[Part], resolution: int) -> trimesh.Trimesh:
@@ -411,14 +412,14 @@ def make_scene(
         max_tries: occluder placements tried before giving up (ValueError).
     """
     if style not in SCENE_STYLES:
-        raise ValueError(f"style must be one of {SCENE_STYLES}, got {style!r}")
+        raise InputError(f"style must be one of {SCENE_STYLES}, got {style!r}")
     if occluded_views is None:
         occluded_views = (0,) if style == "simple" else tuple(v * num_views // 8 for v in (0, 3, 5))
     low, high = occlusion_range
     if not 0.0 <= low < high <= 1.0:
-        raise ValueError(f"occlusion_range must satisfy 0 <= low < high <= 1, got {occlusion_range}")
+        raise InputError(f"occlusion_range must satisfy 0 <= low < high <= 1, got {occlusion_range}")
     if not occluded_views or any(not 0 <= v < num_views for v in occluded_views):
-        raise ValueError(f"occluded_views must be non-empty indices below num_views={num_views}, got {occluded_views}")
+        raise InputError(f"occluded_views must be non-empty indices below num_views={num_views}, got {occluded_views}")
     rng = np.random.default_rng(seed)
     target = make_target(rng, target_kind)
     K = intrinsics_from_fov(fov_deg, image_size, image_size)
@@ -429,7 +430,7 @@ def make_scene(
     else:
         occluders = place_clutter(rng, target, cameras, occluded_views, occlusion_range, max_tries=max_tries)
     if occluders is None:
-        raise ValueError(
+        raise InputError(
             f"no occluder placement hid {occlusion_range} of the target in views {occluded_views} (seed {seed})"
         )
     backdrop = None if style == "simple" else BACKGROUND_STYLES[1 + int(rng.integers(len(BACKGROUND_STYLES) - 1))]

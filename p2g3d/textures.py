@@ -11,6 +11,8 @@ import math
 import numpy as np
 import PIL.Image
 
+from .errors import InputError
+
 BACKGROUND_STYLES = ("white", "solid", "gradient", "noise", "stripes", "checker")
 
 
@@ -92,4 +94,4 @@ def background(style: str, rng: np.random.Generator, height: int, width: int) ->
         return first * (1 - t) + second * t + rng.normal(0, 6, (height, width, 3))
     if style in ("stripes", "checker"):
         return np.where(stripes(rng, height, width, checker=style == "checker")[..., None] > 0, first, second)
-    raise ValueError(f"unknown background style {style!r}; expected one of {BACKGROUND_STYLES}")
+    raise InputError(f"unknown background style {style!r}; expected one of {BACKGROUND_STYLES}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from .cameras import Camera
+from .errors import InputError
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class MaskedView:
 
     def __post_init__(self):
         if self.image.shape[:2] != self.mask.shape or self.mask.shape != (self.camera.height, self.camera.width):
-            raise ValueError(
+            raise InputError(
                 f"image {self.image.shape[:2]}, mask {self.mask.shape} and camera "
                 f"({self.camera.height}, {self.camera.width}) must have the same size"
             )

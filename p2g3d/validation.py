@@ -1,12 +1,15 @@
 """The one validation layer for numbers at the boundary: finite, of the right kind, in range, named in the message.
 
-Settings dataclasses call :func:`check_number` in ``__post_init__``, so a bad value fails when the settings are
-built, before any model loads.
+Settings dataclasses call these in ``__post_init__``, so a bad value fails when the settings are built, before any
+model loads; the command line builds the same dataclasses, so it gives the same messages.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+
+from .errors import InputError
 
 
 def check_number(settings, name: str, *, integer: bool = False, low=None, high=None, low_open: bool = False) -> None:
@@ -18,4 +21,11 @@ def check_number(settings, name: str, *, integer: bool = False, low=None, high=N
     valid = valid and (low is None or (value > low if low_open else value >= low)) and (high is None or value <= high)
     if not valid:
         bounds = f"{'(' if low_open else '['}{'-inf' if low is None else low}, {'inf' if high is None else high}]"
-        raise ValueError(f"{name} must be a finite {'integer' if integer else 'number'} in {bounds}, got {value!r}")
+        raise InputError(f"{name} must be a finite {'integer' if integer else 'number'} in {bounds}, got {value!r}")
+
+
+def check_choice(settings, name: str, choices: Sequence) -> None:
+    """Raise InputError unless ``settings.<name>`` is one of ``choices``."""
+    value = getattr(settings, name)
+    if value not in choices:
+        raise InputError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from p2g3d.cli import main
-from p2g3d.training.data import GestaltSample, write_dataset
+from p2g3d.datasets import GestaltSample, write_dataset
 
 H, W = 30, 44
 
@@ -183,7 +183,7 @@ CASES = {
     ),
     "reconstruct: negative bound": (
         lambda p: ["reconstruct", p["views_list"], "--bound", "-1"],
-        "--bound must be positive",
+        "bound must be a finite number in (0, inf]",
     ),
     "evaluate: missing mesh": (lambda p: ["evaluate", p["root"] + "/nope.obj", p["mesh.obj"]], "mesh file not found"),
     "evaluate: not a mesh": (lambda p: ["evaluate", p["scene.png"], p["mesh.obj"]], "mesh"),
@@ -207,7 +207,7 @@ CASES = {
     "eval-amodal: COCOA without images": (lambda p: ["eval-amodal", "--cocoa", p["cocoa.json"]], "needs --images"),
     "eval-amodal: bad COCOA file": (
         lambda p: ["eval-amodal", "--cocoa", p["cocoa.json"], "--images", p["root"]],
-        "not a COCOA-style",
+        "not a COCO-style",
     ),
     "eval-amodal: no dataset": (
         lambda p: ["eval-amodal", "--data", p["root"] + "/nope"],

@@ -148,14 +148,14 @@ def test_settings_are_validated_before_anything_runs(tiny_pipeline, tiny_model_d
 
 def test_images_packed_together_give_what_each_gives_alone(tiny_pipeline, scene):
     """complete_many packs (image, object, sample) triples of several images into shared batches; each image gets
-    the result of its own call with the same seed."""
+    the result of its own call with the same seed and item."""
     image, first, second = scene
     other = np.ascontiguousarray(image[::-1])
     completer = AmodalCompleter(tiny_pipeline, num_samples=2, num_inference_steps=3, batch_size=3)
-    packed = completer.complete_many([(image, [first, second], 5), (other, first, 6)], show_progress=False)
+    packed = completer.complete_many([(image, [first, second], "a"), (other, first, 6)], seed=5, show_progress=False)
     alone = [
-        completer(image, [first, second], seed=5, show_progress=False),
-        completer(other, first, seed=6, show_progress=False),
+        completer(image, [first, second], seed=5, item="a", show_progress=False),
+        completer(other, first, seed=5, item=6, show_progress=False),
     ]
     assert [len(objects) for objects in packed] == [2, 1]
     for together, single in zip(packed, alone):
@@ -208,3 +208,19 @@ def test_device_postprocessing_agrees_with_the_cpu_path(tiny_pipeline, scene):
         for mask_a, mask_b in zip(a.sample_masks, b.sample_masks):
             assert (mask_a != mask_b).mean() < 0.03
     assert not AmodalCompleter(tiny_pipeline).device_postprocess  # CPU pipelines keep the PIL path by default
+
+
+def test_one_seed_rule_an_object_keeps_its_samples_alone_or_with_others(tiny_pipeline, scene):
+    """Sample j of object i of item k comes from sample_seed(seed, k, i, j): the second object completed alone with
+    object_ids=[1] gets what it gets beside the first; another item id gives other samples."""
+    from p2g3d.sampling import derive_seed, item_key, sample_seed
+
+    image, first, second = scene
+    completer = AmodalCompleter(tiny_pipeline, num_samples=2, num_inference_steps=3)
+    both = completer(image, [first, second], seed=3, item="photo", show_progress=False)
+    alone = completer(image, second, seed=3, item="photo", object_ids=[1], show_progress=False)
+    assert np.abs(both[1].sample_images.astype(int) - alone[0].sample_images).max() <= 1
+    other = completer(image, second, seed=3, item="other", object_ids=[1], show_progress=False)
+    assert np.abs(other[0].sample_images.astype(int) - alone[0].sample_images).max() > 1
+    assert sample_seed(3, "photo", 1, 0) == derive_seed(3, item_key("photo"), 1, 0)
+    assert item_key(7) == 7 and item_key("photo") == item_key("photo") != item_key("Photo")

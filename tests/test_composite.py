@@ -7,9 +7,9 @@ import pytest
 from conftest import requires_3d
 from scipy import ndimage
 
+from p2g3d.datasets import GestaltDataset
 from p2g3d.masks import amodal_mask_from_whole, mask_iou
 from p2g3d.training.composite import HELD_OUT, OCCLUSION_RANGE, composite_samples, write_synthetic_dataset
-from p2g3d.training.data import GestaltDataset
 
 pytestmark = requires_3d
 

@@ -11,15 +11,10 @@ import trimesh
 from conftest import requires_3d
 
 from p2g3d.cameras import ZERO123_FOV_DEG, intrinsics_from_fov, orbit_camera
-from p2g3d.integrations.image_to_3d import (
-    ImageTo3D,
-    ImageTo3DResult,
-    fit_radius,
-    frame_on_white,
-    match_silhouette,
-    orbit_input_camera,
-)
+from p2g3d.framing import frame_on_white
+from p2g3d.integrations.image_to_3d import ImageTo3D, ImageTo3DResult, fit_radius, match_silhouette
 from p2g3d.integrations.registry import IMAGE_TO_3D, available_backends, create_backend, register_backend
+from p2g3d.novel_views import input_camera
 
 
 def _object(height=50, width=90):
@@ -46,7 +41,7 @@ def test_framing_maps_source_pixels_and_the_camera_back_to_the_source():
     src_rows, src_cols = np.nonzero(mask)
     corner = framing.matrix @ np.array([src_cols.min(), src_rows.min(), 1.0])
     assert corner[:2] == pytest.approx([cols.min(), rows.min()], abs=1.0)
-    camera = orbit_input_camera(64, 20.0)
+    camera = input_camera(64, 20.0)
     source_camera = framing.camera_in_source(camera)
     assert (source_camera.width, source_camera.height) == (90, 50)
     points = np.random.default_rng(0).uniform(-0.4, 0.4, (50, 3))
@@ -279,7 +274,7 @@ def test_embedded_models_turn_an_occluded_synthetic_image_into_a_coloured_mesh(t
 @requires_3d
 def test_the_single_view_protocol_runs_every_method_through_one_backend():
     from p2g3d import AmodalCompleter
-    from p2g3d.jobs.single_view import METHODS, run_single_view_benchmark, single_view_sources
+    from p2g3d.evaluation.single_view import METHODS, run_single_view_benchmark, single_view_sources
     from p2g3d.scenes import make_scene
 
     scene = make_scene(1, style="cluttered")

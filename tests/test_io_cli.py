@@ -156,20 +156,30 @@ def test_cli_convert(p2g_reference, tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err
 
 
-def test_internal_errors_keep_their_traceback_and_user_errors_do_not(monkeypatch, capsys):
-    """Only mistakes of the user exit 2 with one line; a bug (TypeError, KeyError, a plain ImportError) propagates."""
-    from p2g3d import cli
-    from p2g3d.errors import MissingDependencyError
+@pytest.mark.parametrize("bug", [TypeError("bug"), KeyError("bug"), ImportError("bug"), ValueError("bug")])
+def test_a_bug_is_one_line_with_exit_1_and_its_traceback_under_verbose(monkeypatch, capsys, bug):
+    """Anything but the project's input errors is a bug (a plain ValueError too): one line that says so, exit 1;
+    -v adds the traceback."""
+    import p2g3d.jobs.evaluate as job
 
-    for bug in (TypeError("bug"), KeyError("bug"), ImportError("bug")):
-        monkeypatch.setitem(cli.HANDLERS, "evaluate", lambda args, bug=bug: (_ for _ in ()).throw(bug))
-        with pytest.raises(type(bug)):
-            main(["evaluate", "a.glb", "b.glb"])
-    monkeypatch.setitem(
-        cli.HANDLERS, "evaluate", lambda args: (_ for _ in ()).throw(MissingDependencyError("pip install x"))
-    )
+    monkeypatch.setattr(job, "run_evaluate", lambda settings: (_ for _ in ()).throw(bug))
+    assert main(["evaluate", "a.glb", "b.glb"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error" in err and "rerun with -v" in err
+    assert main(["-v", "evaluate", "a.glb", "b.glb"]) == 1
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mistake", ["InputError", "MissingDependencyError", "FileNotFoundError"])
+def test_a_mistake_of_the_user_is_one_line_with_exit_2(monkeypatch, capsys, mistake):
+    import p2g3d.errors
+    import p2g3d.jobs.evaluate as job
+
+    error = getattr(p2g3d.errors, mistake, None) or FileNotFoundError
+    monkeypatch.setattr(job, "run_evaluate", lambda settings: (_ for _ in ()).throw(error("expected x, got y")))
     assert main(["evaluate", "a.glb", "b.glb"]) == 2
-    assert capsys.readouterr().err.strip() == "p2g3d evaluate: error: pip install x"
+    assert capsys.readouterr().err.strip() == "p2g3d evaluate: error: expected x, got y"
+    assert issubclass(p2g3d.errors.InputError, ValueError)  # callers' `except ValueError` keeps working
 
 
 def test_rerun_with_fewer_masks_leaves_no_stale_objects(tiny_model_dir, files, tmp_path):

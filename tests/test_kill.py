@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
+from p2g3d.datasets import GestaltSample, write_dataset
 from p2g3d.training.config import TrainConfig
-from p2g3d.training.data import GestaltSample, write_dataset
 from p2g3d.training.trainer import train
 
 

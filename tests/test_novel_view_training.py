@@ -11,13 +11,19 @@ import torch
 from conftest import requires_3d
 
 from p2g3d import Zero123Pipeline
-from p2g3d.cameras import ZERO123_FOV_DEG, Camera, intrinsics_from_fov, look_at, zero123_relative_pose
-from p2g3d.training.evaluation import evaluate_novel_views
+from p2g3d.cameras import (
+    ZERO123_FOV_DEG,
+    Camera,
+    intrinsics_from_fov,
+    look_at,
+    zero123_relative_pose,
+    zero123_relative_poses,
+)
+from p2g3d.evaluation.novel_views import evaluate_novel_views
 from p2g3d.training.multiview import (
     HELD_OUT_KINDS,
     TRAIN_KINDS,
     MultiViewDataset,
-    relative_poses,
     synthetic_objects,
     write_multiview_dataset,
 )
@@ -59,7 +65,9 @@ def test_the_render_layout_reads_back_and_poses_follow_the_camera_convention(vie
     K = intrinsics_from_fov(ZERO123_FOV_DEG, 32, 32)
     cameras = [Camera(K, look_at(center), 32, 32) for center in first.centers]
     expected = np.array([zero123_relative_pose(cameras[0], camera) for camera in cameras[1:]])
-    np.testing.assert_allclose(relative_poses(first.centers[:1].repeat(2, 0), first.centers[1:]), expected, atol=1e-9)
+    np.testing.assert_allclose(
+        zero123_relative_poses(first.centers[:1].repeat(2, 0), first.centers[1:]), expected, atol=1e-9
+    )
     assert [f["kind"] for f in dataset.factors] == list(TRAIN_KINDS[:4])
 
 

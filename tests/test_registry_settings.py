@@ -9,8 +9,7 @@ import pytest
 from p2g3d.cli import build_parser, main, settings_from_arguments
 from p2g3d.integrations.carving import VisualHullReconstructor
 from p2g3d.integrations.registry import available_backends, backend_factory, create_backend, register_backend
-from p2g3d.integrations.zero123 import NovelViewSettings
-from p2g3d.sampling import CompletionSettings
+from p2g3d.settings import CompletionSettings, NovelViewSettings
 from p2g3d.training.trainer import TrainConfig
 
 
@@ -46,7 +45,7 @@ def test_run_time_registration_and_protocol_check():
 
 def test_cli_refuses_backend_options_in_one_line(tmp_path, capsys):
     code = main(
-        ["reconstruct", str(tmp_path), "-o", str(tmp_path / "m.glb"), "--method", "nerfstudio", "--resolution", "9"]
+        ["reconstruct", str(tmp_path), "-o", str(tmp_path / "m.glb"), "--backend", "nerfstudio", "--resolution", "9"]
     )
     assert code == 2 and "does not take resolution" in capsys.readouterr().err
 
@@ -71,3 +70,26 @@ def test_train_options_are_the_config_fields():
     config = TrainConfig(**settings_from_arguments(TrainConfig, args))
     defaults = TrainConfig(data="d", output_dir="run", learning_rate=0.5, calibrate_latent_scale=True)
     assert config == defaults
+
+
+def test_unregister_and_the_deprecated_group(monkeypatch):
+    """unregister_backend removes a run-time registration; entry points still in the old group 'p2g3d.backends'
+    are found, with a DeprecationWarning."""
+    from importlib.metadata import EntryPoint
+
+    from p2g3d.integrations import registry
+
+    register_backend("echo-gone", VisualHullReconstructor)
+    registry.unregister_backend("echo-gone")
+    assert "echo-gone" not in available_backends()
+    with pytest.raises(ValueError, match="no backend 'echo-gone'"):
+        registry.unregister_backend("echo-gone")
+
+    old = EntryPoint("old-carve", "p2g3d.integrations.carving:VisualHullReconstructor", "p2g3d.backends")
+    real = registry.entry_points
+    monkeypatch.setattr(
+        registry, "entry_points", lambda group: [old] if group == "p2g3d.backends" else list(real(group=group))
+    )
+    with pytest.warns(DeprecationWarning, match="p2g3d.backends"):
+        assert backend_factory("old-carve") is VisualHullReconstructor
+    assert "carve" in available_backends()

@@ -14,23 +14,18 @@ from conftest import requires_3d
 from p2g3d import Pix2GestaltPipeline
 from p2g3d.cli import main
 from p2g3d.completer import AmodalCompleter
-from p2g3d.io import decode_segmentation
-from p2g3d.training.composite import composite_samples
-from p2g3d.training.data import FOLDERS, GestaltDataset, GestaltSample, write_dataset
-from p2g3d.training.evaluation import (
+from p2g3d.datasets import FOLDERS, GestaltDataset, GestaltSample, write_dataset
+from p2g3d.evaluation.amodal import (
     convex_hull,
     evaluate_amodal,
     examples_from_cocoa,
     examples_from_folder,
 )
-from p2g3d.training.trainer import (
-    ENCODED_DATASET,
-    TrainConfig,
-    dropout_masks,
-    latest_checkpoint,
-    learning_rate_factor,
-    train,
-)
+from p2g3d.io import decode_segmentation
+from p2g3d.training.composite import composite_samples
+from p2g3d.training.gestalt import ENCODED_DATASET
+from p2g3d.training.losses import dropout_masks
+from p2g3d.training.trainer import TrainConfig, latest_checkpoint, learning_rate_factor, train
 
 
 @pytest.fixture(scope="module")
@@ -242,8 +237,9 @@ def test_cli_make_data_train_and_eval(tmp_path, capsys):
 
 @requires_3d
 def test_latent_scale_calibration_and_mode_targets(dataset_dir, tmp_path):
-    from p2g3d.training.data import GestaltDataset
-    from p2g3d.training.trainer import encode_dataset, load_start
+    from p2g3d.datasets import GestaltDataset
+    from p2g3d.training.gestalt import encode_dataset
+    from p2g3d.training.trainer import load_start
 
     config = _config(dataset_dir, tmp_path / "calibrated", steps=1, calibrate_latent_scale=True, target_latent="mode")
     model = Pix2GestaltPipeline.from_pretrained(train(config))
@@ -308,14 +304,14 @@ def test_a_resumed_run_can_be_annealed(dataset_dir, tmp_path):
 
 @requires_3d
 def test_a_resumed_run_reads_its_encoded_dataset_back(dataset_dir, tmp_path, monkeypatch):
-    import p2g3d.training.trainer as trainer
+    import p2g3d.training.gestalt as gestalt
 
     run = tmp_path / "run"
     train(_config(dataset_dir, run, steps=2))
     assert (run / ENCODED_DATASET).is_file()
     calls = []
-    encode = trainer.encode_dataset
-    monkeypatch.setattr(trainer, "encode_dataset", lambda *args, **kwargs: calls.append(1) or encode(*args, **kwargs))
+    encode = gestalt.encode_dataset
+    monkeypatch.setattr(gestalt, "encode_dataset", lambda *args, **kwargs: calls.append(1) or encode(*args, **kwargs))
     train(_config(dataset_dir, run, steps=3))
     assert calls == []  # read back (its equality with a fresh encoding: the exact-resume test)
     sample = next((Path(dataset_dir) / "occlusion").glob("*.png"))

@@ -11,10 +11,11 @@ import torch
 
 from p2g3d.cameras import Camera, position_to_spherical, zero123_relative_pose
 from p2g3d.cli import main
+from p2g3d.framing import frame_on_white
 from p2g3d.integrations.base import load_views
-from p2g3d.integrations.zero123 import NovelViewGenerator, reframe_for_zero123
 from p2g3d.io import load_mask
 from p2g3d.masks import amodal_mask_from_whole
+from p2g3d.novel_views import NovelViewGenerator
 from p2g3d.sampling import derive_seed
 from p2g3d.types import AmodalObject, MaskedView
 
@@ -31,8 +32,8 @@ def cutout():
     return rgba
 
 
-def test_reframe_matches_training_framing(cutout):
-    framed = reframe_for_zero123(cutout, 256)
+def test_object_framing_matches_zero123_training(cutout):
+    framed = frame_on_white(cutout, 256).image
     rows, cols = np.nonzero((framed < 250).any(axis=2))
     assert framed.shape == (256, 256, 3) and framed[0, 0].tolist() == [255, 255, 255]
     assert rows.max() + 1 - rows.min() == 200  # long side (30 px tall) -> 200
@@ -51,13 +52,13 @@ def test_reframe_matches_training_framing(cutout):
         confidence=1.0,
         best_sample=0,
     )
-    np.testing.assert_array_equal(reframe_for_zero123(as_object, 256), framed)
-    np.testing.assert_array_equal(reframe_for_zero123(PIL.Image.fromarray(cutout), 256), framed)
-    np.testing.assert_array_equal(reframe_for_zero123((cutout[..., :3], mask), 256), framed)
+    np.testing.assert_array_equal(frame_on_white(as_object, 256).image, framed)
+    np.testing.assert_array_equal(frame_on_white(PIL.Image.fromarray(cutout), 256).image, framed)
+    np.testing.assert_array_equal(frame_on_white((cutout[..., :3], mask), 256).image, framed)
     with pytest.raises(ValueError, match="empty"):
-        reframe_for_zero123((cutout[..., :3], np.zeros_like(mask)))
+        frame_on_white((cutout[..., :3], np.zeros_like(mask)), 256)
     with pytest.raises(TypeError):
-        reframe_for_zero123("cutout.png")
+        frame_on_white("cutout.png", 256)
 
 
 def test_views_come_with_their_cameras(generator, cutout):
@@ -88,7 +89,7 @@ def test_views_equal_direct_pipeline_calls_and_ignore_batching(generator, cutout
     polar, azimuth, radius = views[2].relative_pose
     assert polar == pytest.approx(10.0)  # 10 degrees lower is +10 delta polar
     direct = pipe(
-        reframe_for_zero123(cutout, 64),
+        frame_on_white(cutout, 64).image,
         polar,
         azimuth,
         radius,
@@ -112,7 +113,7 @@ def test_bad_requests(generator, cutout):
 def test_cli_views_write_a_folder_that_reconstruct_reads(tiny_z123_dir, tiny_model_dir, cutout, tmp_path, capsys):
     PIL.Image.fromarray(cutout).save(tmp_path / "object.png")
     out = tmp_path / "views"
-    argv = ["views", str(tmp_path / "object.png"), "--model", str(tiny_z123_dir), "-o", str(out), "--num-views", "3"]
+    argv = ["views", str(tmp_path / "object.png"), "--model", str(tiny_z123_dir), "-o", str(out), "--views", "3"]
     assert main(argv + ["--steps", "3", "--samples", "2", "--input-elevation", "15", "--device", "cpu"]) == 0
     cameras = json.loads((out / "cameras.json").read_text())
     assert len(cameras["views"]) == 6 and (out / "input.png").is_file()

@@ -1,2 +1,3 @@
-"""Jobs: the demo and benchmark protocols as functions over data. The one part of the package that may import
-``p2g3d.integrations``; nothing in the core imports it."""
+"""Jobs: one module per command, each a settings dataclass and a job function over it (what the command line
+runs, callable from Python with the same defaults). The part of the package that may import
+``p2g3d.integrations`` and ``p2g3d.training``; nothing in the core imports it."""

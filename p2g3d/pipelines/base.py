@@ -21,6 +21,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPVisionModelWithProjection
 
+from ..errors import InputError
 from .cc_projection import CCProjection
 from .image_processing import clip_pixel_values, to_uint8
 
@@ -148,24 +149,24 @@ class ImageConditionedPipeline(DiffusionPipeline):
     ) -> tuple[int, int]:
         """Validate the call arguments shared by the pipelines; return the working ``(height, width)``."""
         if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+            raise InputError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         if (
             isinstance(num_images_per_prompt, bool)
             or not isinstance(num_images_per_prompt, int)
             or num_images_per_prompt < 1
         ):
-            raise ValueError(f"num_images_per_prompt must be a positive int, got {num_images_per_prompt!r}")
+            raise InputError(f"num_images_per_prompt must be a positive int, got {num_images_per_prompt!r}")
         for name, value in (("guidance_scale", guidance_scale), ("eta", eta)):
             if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
+                raise InputError(f"{name} must be a finite number, got {value!r}")
         if eta < 0:
-            raise ValueError(f"eta must be >= 0 (0 deterministic DDIM, 1 official), got {eta}")
+            raise InputError(f"eta must be >= 0 (0 deterministic DDIM, 1 official), got {eta}")
         unknown = set(tensor_inputs) - set(self._callback_tensor_inputs)
         if unknown:
-            raise ValueError(f"callback tensors must be among {self._callback_tensor_inputs}, got {sorted(unknown)}")
+            raise InputError(f"callback tensors must be among {self._callback_tensor_inputs}, got {sorted(unknown)}")
         height, width = height or self.default_size, width or self.default_size
         if height % self.vae_scale_factor or width % self.vae_scale_factor:
-            raise ValueError(f"height and width must be multiples of {self.vae_scale_factor}, got {height}x{width}")
+            raise InputError(f"height and width must be multiples of {self.vae_scale_factor}, got {height}x{width}")
         return height, width
 
     def prepare_latents(self, batch_size: int, height: int, width: int, generator, latents, device) -> torch.Tensor:
@@ -180,7 +181,7 @@ class ImageConditionedPipeline(DiffusionPipeline):
         if latents is None:
             latents = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
         elif tuple(latents.shape) != shape:
-            raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+            raise InputError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
         return latents.to(device, torch.float32) * self.scheduler.init_noise_sigma
 
     def prepare_step_kwargs(self, generator, eta: float) -> dict:

@@ -13,6 +13,7 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
 from ..io import as_image, as_masks
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -27,7 +28,7 @@ def _batch_from_pil(images: Sequence[PIL.Image.Image]) -> torch.Tensor:
     arrays = [as_image(image) for image in images]
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
-        raise ValueError(f"all images of a batch must have the same size, got shapes {sorted(shapes)}")
+        raise InputError(f"all images of a batch must have the same size, got shapes {sorted(shapes)}")
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous().float() / 255.0
 
 
@@ -52,14 +53,14 @@ def _to_unit_batch(value: ImageInput) -> torch.Tensor:
         if tensor.ndim == 3:  # numpy images are channels-last: (H, W, 3) or (B, H, W, 3)
             tensor = tensor[None]
         if tensor.ndim != 4 or tensor.shape[-1] != 3:
-            raise ValueError(f"image: expected an (H, W, 3) or (B, H, W, 3) array, got shape {tuple(value.shape)}")
+            raise InputError(f"image: expected an (H, W, 3) or (B, H, W, 3) array, got shape {tuple(value.shape)}")
         return tensor.permute(0, 3, 1, 2).contiguous()
     if isinstance(value, torch.Tensor):
         tensor = value.detach().to("cpu", torch.float32)
         if tensor.ndim == 3:
             tensor = tensor[None]
         if tensor.ndim != 4 or tensor.shape[1] != 3:
-            raise ValueError(f"image: expected a (3, H, W) or (B, 3, H, W) tensor, got shape {tuple(value.shape)}")
+            raise InputError(f"image: expected a (3, H, W) or (B, 3, H, W) tensor, got shape {tuple(value.shape)}")
         return tensor.contiguous()
     raise TypeError(f"image: expected a PIL image, a numpy array or a torch tensor, got {type(value).__name__}")
 
@@ -81,7 +82,7 @@ def preprocess_image(image: ImageInput, height: int, width: int) -> torch.Tensor
     """
     batch = _to_unit_batch(image)
     if not torch.isfinite(batch).all() or batch.min() < 0.0 or batch.max() > 1.0:
-        raise ValueError(
+        raise InputError(
             "image: float values must be finite and lie in [0, 1], "
             f"got range [{batch.min().item():.3g}, {batch.max().item():.3g}]"
         )
@@ -98,7 +99,7 @@ def preprocess_mask(mask: ImageInput, height: int, width: int) -> torch.Tensor:
     masks = torch.from_numpy(as_masks(mask, "visible_mask").astype(np.float32))
     batch = masks[None, None] if masks.ndim == 2 else masks[:, None] if masks.ndim == 3 else masks
     if batch.ndim != 4 or batch.shape[1] != 1:
-        raise ValueError(
+        raise InputError(
             f"visible_mask: expected (H, W), (B, H, W) or (B, 1, H, W) masks, got shape {tuple(masks.shape)}"
         )
     binary = (_resize(batch.contiguous(), height, width, mode="nearest") > 0.5).float()

@@ -21,6 +21,8 @@ import torch
 from diffusers import DDIMScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin  # noqa: F401  (lets diffusers load this module's scheduler)
 
+from ..errors import InputError
+
 NUM_TRAIN_TIMESTEPS = 1000
 
 OFFICIAL_SCHEDULER_CONFIG = {
@@ -63,7 +65,7 @@ def official_ddim_timesteps(num_inference_steps: int, num_train_timesteps: int =
     if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int):
         raise TypeError(f"num_inference_steps must be an int, got {type(num_inference_steps).__name__}")
     if not 2 <= num_inference_steps <= num_train_timesteps:
-        raise ValueError(
+        raise InputError(
             f"num_inference_steps must be in [2, {num_train_timesteps}] (the official sampler drops its largest "
             f"timestep, so 1 step would run no UNet call), got {num_inference_steps}"
         )

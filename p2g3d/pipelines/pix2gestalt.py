@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..errors import InputError
 from .base import ImageConditionedPipeline, ImagePipelineOutput
 from .image_processing import ImageInput, preprocess_image, preprocess_mask
 
@@ -56,7 +57,7 @@ class Pix2GestaltPipeline(ImageConditionedPipeline):
         size = self.default_size
         scene = preprocess_image(image, size, size).to(self._execution_device)
         if scene.shape[0] != 1:
-            raise ValueError(f"encode_scene_objects takes one scene, got {scene.shape[0]}")
+            raise InputError(f"encode_scene_objects takes one scene, got {scene.shape[0]}")
         masks = preprocess_mask(visible_masks, size, size).to(self._execution_device)
         image_latent = self.encode_latent_means(scene)
         concat = torch.cat([image_latent.expand(masks.shape[0], -1, -1, -1), self.encode_latent_means(masks)], dim=1)
@@ -69,17 +70,17 @@ class Pix2GestaltPipeline(ImageConditionedPipeline):
         if (context is None) != (concat_latents is None) or (context is None) == (
             image is None or visible_mask is None
         ):
-            raise ValueError("give either image and visible_mask, or context and concat_latents")
+            raise InputError("give either image and visible_mask, or context and concat_latents")
         if context is not None:
             if context.shape[0] != concat_latents.shape[0]:
-                raise ValueError(f"got {context.shape[0]} contexts but {concat_latents.shape[0]} concat latents")
+                raise InputError(f"got {context.shape[0]} contexts but {concat_latents.shape[0]} concat latents")
             return context, concat_latents
         scene = preprocess_image(image, height, width).to(self._execution_device)
         mask = preprocess_mask(visible_mask, height, width).to(self._execution_device)
         if mask.shape[0] == 1 and scene.shape[0] > 1:
             mask = mask.expand(scene.shape[0], -1, -1, -1)
         if mask.shape[0] != scene.shape[0]:
-            raise ValueError(f"got {scene.shape[0]} images but {mask.shape[0]} visible masks")
+            raise InputError(f"got {scene.shape[0]} images but {mask.shape[0]} visible masks")
         return self.encode_context(scene), self.encode_concat_latents(scene, mask)
 
     @torch.no_grad()

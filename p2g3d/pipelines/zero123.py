@@ -7,7 +7,7 @@ Same family as pix2gestalt (see :mod:`p2g3d.pipelines.base`); what differs:
    then cast, as the official code does); 772 -> 768 for the official model.
 2. Concat = ``VAE(image).mode()`` only: an 8-channel UNet ``[z_t, image latent]``.
 3. Input: the object on white, cropped to its box with the long side at 200 of 256 pixels (see
-   ``p2g3d.integrations.zero123.reframe_for_zero123``). Official guidance 3.0.
+   ``p2g3d.framing.frame_on_white``). Official guidance 3.0.
 
 Pose units and signs are exactly the official ones: ``polar`` is the change of the angle measured from the pole
 (positive = the camera moves DOWN), ``azimuth`` the change of ``atan2(y, x)`` of the camera centre around the up
@@ -27,6 +27,7 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPVisionModelWithProjection
 
+from ..errors import InputError
 from .base import ImageConditionedPipeline, ImagePipelineOutput
 from .cc_projection import CCProjection
 from .image_processing import ImageInput, preprocess_image
@@ -45,9 +46,9 @@ def _as_list(name: str, value: float | Sequence[float]) -> list[float]:
     except TypeError as error:
         raise TypeError(f"{name} must be a number or a sequence of numbers, got {type(value).__name__}") from error
     if not values:
-        raise ValueError(f"{name} is an empty sequence")
+        raise InputError(f"{name} is an empty sequence")
     if not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{name} must be finite, got {values}")
+        raise InputError(f"{name} must be finite, got {values}")
     return values
 
 
@@ -61,7 +62,7 @@ def relative_pose_embedding(
     values = [_as_list("polar", polar), _as_list("azimuth", azimuth), _as_list("radius", radius)]
     count = max(len(v) for v in values)
     if any(len(v) not in (1, count) for v in values):
-        raise ValueError(
+        raise InputError(
             f"polar, azimuth and radius must be scalars or have equal lengths, got {[len(v) for v in values]}"
         )
     polars, azimuths, radii = (v * count if len(v) == 1 else v for v in values)
@@ -89,7 +90,7 @@ def load_community_cc_projection(folder: str | os.PathLike) -> CCProjection:
         raise FileNotFoundError(f"{folder} holds no diffusion_pytorch_model.safetensors or .bin")
     weight = state_dict.get("projection.weight")
     if weight is None or weight.ndim != 2:
-        raise ValueError(f"{folder}: expected a 'projection.weight' matrix, found keys {sorted(state_dict)[:5]}")
+        raise InputError(f"{folder}: expected a 'projection.weight' matrix, found keys {sorted(state_dict)[:5]}")
     projection = CCProjection(in_features=weight.shape[1], out_features=weight.shape[0])
     projection.load_state_dict(state_dict, strict=True)
     return projection.eval()
@@ -192,7 +193,7 @@ class Zero123Pipeline(ImageConditionedPipeline):
         source = preprocess_image(image, height, width).to(device)
         pose = relative_pose_embedding(polar, azimuth, radius).to(device)
         if source.shape[0] not in (1, pose.shape[0]) and pose.shape[0] != 1:
-            raise ValueError(f"got {source.shape[0]} images for {pose.shape[0]} poses: give one image or one per pose")
+            raise InputError(f"got {source.shape[0]} images for {pose.shape[0]} poses: give one image or one per pose")
 
         # 2. Conditioning: context per view, concat latents per view, repeated per sample.
         context = self.encode_context(source, pose)

@@ -1,2 +1,2 @@
-"""Training: synthetic data in pix2gestalt's format (:mod:`.data`), the trainer (:mod:`.trainer`) and amodal
-evaluation (:mod:`.evaluation`). Imports the core; the core never imports it."""
+"""Training: synthetic data (:mod:`.composite`, :mod:`.multiview`) and the trainer (:mod:`.trainer`), which drives
+one recipe per model family (:mod:`.gestalt`, :mod:`.novel_view`). Imports the core; the core never imports it."""

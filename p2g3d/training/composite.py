@@ -34,9 +34,10 @@ import PIL.Image
 import PIL.ImageDraw
 from scipy import ndimage
 
+from ..datasets import GestaltSample, write_dataset
+from ..errors import InputError
 from ..framing import frame_image, frame_mask, make_frame
 from ..textures import background, paint, random_color
-from .data import GestaltSample, write_dataset
 
 SHAPES_2D = (
     "ellipse",
@@ -162,7 +163,7 @@ def _shape_2d(kind: str, rng: np.random.Generator) -> list[tuple[np.ndarray, boo
         x = 16 * np.sin(t) ** 3
         y = -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))
         return [(_rotate(np.stack([x, y], -1) / 17, u(-0.5, 0.5)), True)]
-    raise ValueError(f"unknown 2D shape {kind!r}; expected one of {SHAPES_2D}")
+    raise InputError(f"unknown 2D shape {kind!r}; expected one of {SHAPES_2D}")
 
 
 def _rasterise(parts: list[tuple[np.ndarray, bool]], size: int, supersample: int = 4) -> np.ndarray:
@@ -312,7 +313,7 @@ def _occluder(
     elif kind == "box":
         outline = _rectangle(u(0.3, 1.0), u(0.3, 1.0), 0.0 if u() < 0.5 else u(0, math.pi))
     else:
-        raise ValueError(f"unknown occluder {kind!r}; expected one of {OCCLUDERS}")
+        raise InputError(f"unknown occluder {kind!r}; expected one of {OCCLUDERS}")
     length = extent * (u(1.0, 2.5) if kind == "bar" else u(0.4, 1.1))
     sprite = _sprite_from_alpha(rng, _rasterise([(outline / np.abs(outline).max() * 0.98, True)], 96), base)
     return _scaled(sprite, length)
@@ -412,7 +413,7 @@ def composite_samples(
     (see the module docstring). ``GestaltSample.factors`` tells what each sample shows.
     """
     if factors not in FACTOR_SETS:
-        raise ValueError(f"factors must be one of {FACTOR_SETS}, got {factors!r}")
+        raise InputError(f"factors must be one of {FACTOR_SETS}, got {factors!r}")
     rng, pool = np.random.default_rng(seed), MeshPool()
     produced = 0
     while produced < count:
@@ -445,11 +446,11 @@ def write_synthetic_dataset(
 ) -> Path:
     """Generate and write ``count`` composited samples in pix2gestalt's folder layout (progress bar)."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be a positive int, got {count!r}")
+        raise InputError(f"count must be a positive int, got {count!r}")
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 16:
-        raise ValueError(f"image_size must be an int of at least 16 pixels, got {image_size!r}")
+        raise InputError(f"image_size must be an int of at least 16 pixels, got {image_size!r}")
     if factors not in FACTOR_SETS:
-        raise ValueError(f"factors must be one of {FACTOR_SETS}, got {factors!r}")
+        raise InputError(f"factors must be one of {FACTOR_SETS}, got {factors!r}")
     metadata = {
         "source": "p2g3d composited synthetic objects",
         "seed": seed,

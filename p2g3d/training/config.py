@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import InputError
 from ..validation import check_number
 
 STAGES = ("diffusion", "vae")
@@ -81,7 +82,7 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.data is None or self.output_dir is None:
-            raise ValueError("data and output_dir are required")
+            raise InputError("data and output_dir are required")
         self.data, self.output_dir = str(self.data), str(self.output_dir)
         self.autoencoder = None if self.autoencoder is None else str(self.autoencoder)
         choices = {
@@ -92,7 +93,7 @@ class TrainConfig:
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+                raise InputError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in (
             "steps",
             "batch_size",

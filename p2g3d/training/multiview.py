@@ -24,10 +24,11 @@ import PIL.Image
 from tqdm.auto import tqdm
 
 from ..cameras import ZERO123_FOV_DEG, ZERO123_RADIUS, intrinsics_from_fov, orbit_camera
+from ..datasets import described_factors
+from ..errors import InputError
 from ..io import check_output_folder, check_replaceable, load_image, publish_folder, save_json, staging_folder
 from ..render import render
 from ..scenes import COMPOSITE_KIND, TARGET_KINDS, make_target
-from .data import described_factors
 
 HELD_OUT_KINDS = ("mug", "snowman")  # the 3D shape families left out of the amodal training data too
 TRAIN_KINDS = tuple(kind for kind in (*TARGET_KINDS, COMPOSITE_KIND) if kind not in HELD_OUT_KINDS)
@@ -71,7 +72,7 @@ def synthetic_objects(
 ) -> Iterator[tuple[ObjectViews, list[np.ndarray]]]:
     """``count`` objects (kinds cycling through the set), deterministic given ``seed``; see :func:`object_views`."""
     if kinds not in KIND_SETS:
-        raise ValueError(f"kinds must be one of {KIND_SETS}, got {kinds!r}")
+        raise InputError(f"kinds must be one of {KIND_SETS}, got {kinds!r}")
     pool = TRAIN_KINDS if kinds == "train" else HELD_OUT_KINDS
     for index in range(count):
         rng = np.random.default_rng([seed, index])
@@ -93,7 +94,7 @@ def write_multiview_dataset(
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
         raise FileExistsError(f"{folder} exists and is not empty (use --overwrite to replace an earlier dataset)")
     if num_views < 2:
-        raise ValueError(f"num_views must be at least 2 (views come in pairs), got {num_views}")
+        raise InputError(f"num_views must be at least 2 (views come in pairs), got {num_views}")
     written_here = (
         {p.name for p in folder.iterdir() if p.name.isdigit() and len(p.name) == 6} if folder.is_dir() else set()
     )
@@ -131,13 +132,13 @@ class MultiViewDataset:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise ValueError(f"{self.folder} is not a folder (expected one sub-folder of NNN.png / NNN.npy per object)")
+            raise InputError(f"{self.folder} is not a folder (expected one sub-folder of NNN.png / NNN.npy per object)")
         self.objects, self.skipped = [], []
         for sub in sorted(path for path in self.folder.iterdir() if path.is_dir() and not path.name.startswith(".")):
             views = sorted(p.stem for p in sub.glob("*.png") if (sub / f"{p.stem}.npy").is_file())
             (self.objects if len(views) >= 2 else self.skipped).append((sub, views) if len(views) >= 2 else sub.name)
         if not self.objects:
-            raise ValueError(f"{self.folder} holds no object folder with at least two NNN.png + NNN.npy views")
+            raise InputError(f"{self.folder} holds no object folder with at least two NNN.png + NNN.npy views")
         self.factors = described_factors(self.folder, len(self.objects))
 
     def __len__(self) -> int:
@@ -150,20 +151,6 @@ class MultiViewDataset:
         for name in names:
             matrix = np.load(folder / f"{name}.npy", allow_pickle=False)
             if matrix.shape not in ((3, 4), (4, 4)):
-                raise ValueError(f"{folder / name}.npy must hold a (3, 4) world-to-camera matrix, got {matrix.shape}")
+                raise InputError(f"{folder / name}.npy must hold a (3, 4) world-to-camera matrix, got {matrix.shape}")
             centers.append(-matrix[:3, :3].T @ matrix[:3, 3])
         return ObjectViews(images, np.stack(centers), self.factors[index])
-
-
-def relative_poses(source_centers: np.ndarray, target_centers: np.ndarray) -> np.ndarray:
-    """``(N, 3)`` Zero-1-to-3 relative poses (delta polar deg, delta azimuth deg in [0, 360), delta radius) between
-    camera centres ``(N, 3)``, as the official ``get_T`` computes them."""
-
-    def spherical(centers):
-        x, y, z = np.asarray(centers, dtype=np.float64).T
-        radius = np.sqrt(x**2 + y**2 + z**2)
-        return np.degrees(np.arctan2(np.sqrt(x**2 + y**2), z)), np.degrees(np.arctan2(y, x)), radius
-
-    polar_s, azimuth_s, radius_s = spherical(source_centers)
-    polar_t, azimuth_t, radius_t = spherical(target_centers)
-    return np.stack([polar_t - polar_s, (azimuth_t - azimuth_s) % 360.0, radius_t - radius_s], -1)

@@ -1,4 +1,4 @@
-"""What training Zero-1-to-3 adds to the trainer: view encoding, pairs and the loss.
+"""The Zero-1-to-3 recipe: its dataset (Zero-1-to-3's render layout), view encoding, pairs and the loss.
 
 Recipe (Zero-1-to-3's official ``ddpm.py``): a pair of views (condition, target) of one object; eps-prediction
 MSE on the target latent ``VAE(target).sample() * s``; context ``cc_projection([CLIP(condition), T])`` with the
@@ -6,7 +6,7 @@ relative pose ``T = [rad(delta polar), sin(delta azimuth), cos(delta azimuth), d
 posterior mean (unscaled) of the condition view. CFG dropout per sample with ``p = 0.05``: ``r < 2p`` zeroes the CLIP
 embedding BEFORE the projection (the pose stays), ``p <= r < 3p`` zeroes the concat latents (so both in
 ``[p, 2p)``). ``cc_projection`` starts as the identity on the CLIP part and zero on the pose, as the official model
-(:func:`~p2g3d.training.trainer.identity_projection`).
+(:func:`~p2g3d.training.models.identity_projection`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..cameras import zero123_relative_poses
 from ..pipelines.image_processing import preprocess_image
-from ..pipelines.zero123 import Zero123Pipeline, relative_pose_embedding
-from .multiview import MultiViewDataset, relative_poses
-from .trainer import dropout_masks
+from ..pipelines.zero123 import POSE_FEATURES, Zero123Pipeline, relative_pose_embedding
+from .config import TrainConfig
+from .losses import dropout_masks
+from .multiview import MultiViewDataset
 
 
 class EncodedViews:
@@ -82,7 +84,7 @@ def novel_view_loss(
     """eps MSE of ``batch_size`` random pairs with the official CFG dropout (module docstring)."""
     device = pipe.unet.device
     condition, target = views.draw_pairs(rng, batch_size)
-    poses = relative_poses(views.centers[condition], views.centers[target])
+    poses = zero123_relative_poses(views.centers[condition], views.centers[target])
     pose = relative_pose_embedding(*poses.T).to(device)
     mean, std = views.mean[target].to(device), views.std[target].to(device)
     draw = torch.randn(mean.shape, generator=generator).to(device)
@@ -109,3 +111,28 @@ def view_batch(dataset: MultiViewDataset, rng: np.random.Generator, batch_size: 
         views = dataset[int(index)].images
         images.append(views[rng.integers(len(views))])
     return {"views": preprocess_image(np.stack(images), image_size, image_size)}
+
+
+class Zero123Recipe:
+    """What the trainer needs to know of Zero-1-to-3: its pipeline, dataset, encoding and loss."""
+
+    name = "zero123"
+    pipeline_class = Zero123Pipeline
+    in_channels = 8  # noisy latents, condition-view latents
+    extra_features = POSE_FEATURES  # the relative pose goes through cc_projection with the CLIP embedding
+
+    def open_dataset(self, folder) -> MultiViewDataset:
+        return MultiViewDataset(folder)
+
+    def encode(self, pipe, dataset: MultiViewDataset, config: TrainConfig) -> EncodedViews:
+        """Every view through the frozen VAE and CLIP (each view serves as condition and as target)."""
+        return EncodedViews(pipe, dataset, config.image_size)
+
+    def latent_means(self, encoded: EncodedViews) -> torch.Tensor:
+        return encoded.mean
+
+    def autoencoder_batch(self, dataset: MultiViewDataset, config: TrainConfig, rng: np.random.Generator) -> dict:
+        return view_batch(dataset, rng, config.batch_size, config.image_size)
+
+    def diffusion_loss(self, pipe, dataset, encoded, config: TrainConfig, rng, generator) -> torch.Tensor:
+        return novel_view_loss(pipe, encoded, rng, generator, config.batch_size, config.dropout, config.target_latent)

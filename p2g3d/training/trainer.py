@@ -1,5 +1,8 @@
-"""Training and fine-tuning ``Pix2GestaltPipeline`` with the paper's recipe (and ``Zero123Pipeline`` with its own,
-:mod:`.novel_view`, on multi-view data, :mod:`.multiview`), through ``accelerate``.
+"""Training and fine-tuning through ``accelerate``: the trainer drives a per-family recipe (:data:`RECIPES`:
+``Pix2GestaltPipeline`` with the paper's recipe, :mod:`.gestalt`; ``Zero123Pipeline`` with its own,
+:mod:`.novel_view`, on multi-view data, :mod:`.multiview`). A recipe says which pipeline, dataset and encoding a
+family uses and what its loss is; the trainer holds what they share (optimiser, schedule, EMA, checkpoints,
+resuming, saving) and never branches on the family. Recipes never import the trainer.
 
 Recipe (paper section 4 and the official training code):
 
@@ -22,17 +25,15 @@ Every step draws its batch, noise, timesteps and dropout from generators seeded 
 resumed from a checkpoint continues exactly as an uninterrupted one. Mixed precision and several GPUs come from
 ``accelerate`` (``accelerate launch -m p2g3d.cli train ...``).
 
-``init="scratch"`` builds a small model from configs (:func:`scratch_components`). ``stage="vae"`` trains the
+``init="scratch"`` builds a small model from configs (:func:`~.models.scratch_components`). ``stage="vae"`` trains the
 autoencoder of a model built from scratch (L1 reconstruction + 1e-6 KL, as LDM) before
 the diffusion stage, since a small from-scratch model has no pretrained VAE.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from dataclasses import asdict
@@ -40,113 +41,33 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..io import save_json, write_atomic
-from ..pipelines.cc_projection import CCProjection
-from ..pipelines.image_processing import preprocess_image, preprocess_mask
-from ..pipelines.official_ddim import official_ddim_scheduler
-from ..pipelines.pix2gestalt import Pix2GestaltPipeline
-from ..pipelines.zero123 import POSE_FEATURES, Zero123Pipeline
+from ..errors import InputError
+from ..io import publish_folder, save_json, write_atomic
 from .config import TrainConfig
-from .data import FOLDERS, GestaltDataset
+from .gestalt import Pix2GestaltRecipe
+from .losses import autoencoder_loss
+from .models import identity_projection, scratch_components, take_autoencoder
+from .novel_view import Zero123Recipe
 
 logger = logging.getLogger(__name__)
 
 WARMUP_START = 1e-6
 
 
-def scratch_components(image_size: int = 64, seed: int = 0, in_channels: int = 12) -> dict:
-    """The parts of a small model built from configs (random weights): VAE with 4x downsampling, a small UNet with
-    ``in_channels`` inputs (12 for pix2gestalt, 8 for Zero-1-to-3), a tiny frozen CLIP tower, the official DDIM
-    scheduler."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    torch.manual_seed(seed)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        block_out_channels=(32, 64, 64),
-        layers_per_block=1,
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        norm_num_groups=16,
-        sample_size=image_size,
-    )
-    unet = UNet2DConditionModel(
-        sample_size=image_size // 4,
-        in_channels=in_channels,
-        out_channels=4,
-        block_out_channels=(32, 64, 128),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=64,
-        attention_head_dim=4,
-        norm_num_groups=32,
-    )
-    clip = CLIPVisionModelWithProjection(
-        CLIPVisionConfig(
-            hidden_size=64,
-            intermediate_size=128,
-            projection_dim=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=224,
-            patch_size=32,
-            hidden_act="quick_gelu",
-            layer_norm_eps=1e-5,
-        )
-    )
-    return {"vae": vae, "image_encoder": clip.eval(), "unet": unet, "scheduler": official_ddim_scheduler()}
-
-
-def identity_projection(clip_features: int, context_features: int, extra_features: int = 0) -> CCProjection:
-    """``CCProjection`` that passes the CLIP embedding through unchanged and ignores ``extra_features`` (the pose of
-    Zero-1-to-3): the initialisation of both papers."""
-    projection = CCProjection(clip_features + extra_features, context_features)
-    with torch.no_grad():
-        projection.projection.weight.zero_()
-        projection.projection.weight[:, :clip_features].copy_(torch.eye(context_features, clip_features))
-        projection.projection.bias.zero_()
-    return projection
-
-
-def take_autoencoder(pipe, folder: str | os.PathLike) -> None:
-    """Replace ``pipe``'s VAE and CLIP tower by those of the model folder ``folder`` (float32), in place."""
-    from diffusers import AutoencoderKL
-    from transformers import CLIPVisionModelWithProjection
-
-    from ..loading import quiet_loading
-
-    folder = Path(folder)
-    if not (folder / "vae").is_dir() or not (folder / "image_encoder").is_dir():
-        raise ValueError(f"{folder} has no vae/ and image_encoder/ sub-folders (expected a model folder)")
-    with quiet_loading():
-        vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", dtype=torch.float32)
-        clip = CLIPVisionModelWithProjection.from_pretrained(folder / "image_encoder", dtype=torch.float32)
-    if clip.config.projection_dim != pipe.image_encoder.config.projection_dim:
-        raise ValueError(
-            f"{folder}'s CLIP tower gives {clip.config.projection_dim} features, the model's cc_projection takes "
-            f"{pipe.image_encoder.config.projection_dim}"
-        )
-    pipe.register_modules(vae=vae, image_encoder=clip.eval())
+RECIPES = {recipe.name: recipe for recipe in (Pix2GestaltRecipe(), Zero123Recipe())}
 
 
 def load_start(config: TrainConfig):
     """The model a run starts from: ``"scratch"`` or a model folder (converted official weights, earlier runs), in
     float32 whatever dtype the folder stores (mixed precision is accelerate's job); transformers would otherwise
     keep a stored fp16 CLIP tower in fp16. With ``config.autoencoder``, that folder's VAE and CLIP tower are used."""
-    novel_view = config.pipeline == "zero123"
-    pipeline_class = Zero123Pipeline if novel_view else Pix2GestaltPipeline
+    recipe = RECIPES[config.pipeline]
+    pipeline_class = recipe.pipeline_class
     if config.init == "scratch":  # identity cc_projection on CLIP (zero on the pose), as both papers initialise it
-        components = scratch_components(config.image_size, config.seed, in_channels=8 if novel_view else 12)
-        pipe = pipeline_class(
-            **components, cc_projection=identity_projection(64, 64, POSE_FEATURES if novel_view else 0)
-        )
+        components = scratch_components(config.image_size, config.seed, in_channels=recipe.in_channels)
+        pipe = pipeline_class(**components, cc_projection=identity_projection(64, 64, recipe.extra_features))
     else:
         from ..loading import quiet_loading, validate_model_folder
 
@@ -162,128 +83,6 @@ def step_generators(seed: int, step: int) -> tuple[np.random.Generator, torch.Ge
     """The numpy and torch generators of one step: a resumed run draws exactly what an uninterrupted run drew."""
     rng = np.random.default_rng([seed, step])
     return rng, torch.Generator().manual_seed(int(rng.integers(2**62)))
-
-
-def load_batch(dataset: GestaltDataset, indices, image_size: int) -> dict[str, torch.Tensor]:
-    """Samples -> model-space tensors: ``whole``, ``occluded`` ``(B, 3, S, S)`` in [-1, 1] and ``visible_mask``
-    ``(B, 3, S, S)`` in {-1, 1}."""
-    samples = [dataset[int(i)] for i in indices]
-    return {
-        "whole": preprocess_image(np.stack([s.whole for s in samples]), image_size, image_size),
-        "occluded": preprocess_image(np.stack([s.occluded for s in samples]), image_size, image_size),
-        "visible_mask": preprocess_mask(np.stack([s.visible_mask for s in samples]), image_size, image_size),
-    }
-
-
-def dropout_masks(count: int, rate: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample ``(drop_clip, drop_concat)`` bools: CLIP only below ``rate``, both in ``[rate, 2 rate)``, concat
-    only in ``[2 rate, 3 rate)`` (the official ``prompt_mask`` / ``input_mask``)."""
-    r = torch.rand(count, generator=generator)
-    return r < 2 * rate, (r >= rate) & (r < 3 * rate)
-
-
-@torch.no_grad()
-def encode_batch(pipe: Pix2GestaltPipeline, batch: dict) -> dict[str, torch.Tensor]:
-    """What the frozen VAE and CLIP make of a batch: the target posterior (``mean``, ``std``), the concat latents and
-    the CLIP embedding. Deterministic, so it can be computed once per sample and cached."""
-    device = pipe.vae.device
-    whole, occluded, mask = (batch[k].to(device) for k in ("whole", "occluded", "visible_mask"))
-    posterior = pipe.vae.encode(whole).latent_dist
-    return {
-        "mean": posterior.mean,
-        "std": posterior.std,
-        "concat": pipe.encode_concat_latents(occluded, mask),
-        "clip": pipe.encode_clip_embedding(occluded),
-    }
-
-
-def encode_dataset(pipe: Pix2GestaltPipeline, dataset: GestaltDataset, image_size: int, chunk: int = 32) -> dict:
-    """:func:`encode_batch` of every sample, stacked (for datasets that fit in memory)."""
-    parts = []
-    for start in tqdm(range(0, len(dataset), chunk), desc="encoding dataset", unit="chunk", leave=False):
-        indices = range(start, min(start + chunk, len(dataset)))
-        parts.append({k: v.cpu() for k, v in encode_batch(pipe, load_batch(dataset, indices, image_size)).items()})
-    return {key: torch.cat([part[key] for part in parts]).contiguous() for key in parts[0]}  # as read back from a file
-
-
-ENCODED_DATASET = "encoded_dataset.safetensors"
-
-
-def encoding_fingerprint(pipe: Pix2GestaltPipeline, dataset: GestaltDataset, image_size: int) -> str:
-    """What :func:`encode_dataset` depends on, hashed: the sample files (names, sizes, modification times), the
-    dataset's ``dataset.json``, the resolution and the frozen VAE and CLIP weights."""
-    digest = hashlib.sha256(f"{image_size}\n".encode())
-    for name in dataset.names:
-        for sub in FOLDERS:
-            stat = (dataset.folder / sub / name).stat()
-            digest.update(f"{sub}/{name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    description = dataset.folder / "dataset.json"
-    if description.is_file():
-        digest.update(description.read_bytes())
-    for module in (pipe.vae, pipe.image_encoder):
-        for key, tensor in sorted(module.state_dict().items()):
-            digest.update(key.encode())
-            digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def load_or_encode_dataset(pipe: Pix2GestaltPipeline, dataset: GestaltDataset, image_size: int, cache: Path) -> dict:
-    """:func:`encode_dataset`, kept in the file ``cache`` (safetensors, written atomically) so that a resumed run
-    does not encode again; reused only when :func:`encoding_fingerprint` matches the one it was made with."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save
-
-    fingerprint = encoding_fingerprint(pipe, dataset, image_size)
-    if cache.is_file():
-        with safe_open(str(cache), "pt") as file:
-            if (file.metadata() or {}).get("fingerprint") == fingerprint:
-                logger.info("encoded dataset read from %s", cache)
-                return load_file(str(cache))
-        logger.info("%s was made from other samples or weights: encoding again", cache)
-    encoded = encode_dataset(pipe, dataset, image_size)
-    write_atomic(cache, save(encoded, metadata={"fingerprint": fingerprint}))
-    return encoded
-
-
-def diffusion_loss(
-    pipe: Pix2GestaltPipeline, encoded: dict, rate: float, generator: torch.Generator, target_latent: str = "sample"
-) -> torch.Tensor:
-    """eps MSE of one encoded batch (:func:`encode_batch`) with CFG dropout.
-
-    ``target_latent="sample"`` draws the target latent from the VAE posterior (official); ``"mode"`` takes its mean,
-    for small autoencoders whose posterior is still wide.
-    """
-    device = pipe.unet.device
-    mean, std, concat, clip = (encoded[k].to(device) for k in ("mean", "std", "concat", "clip"))
-    draw = torch.randn(mean.shape, generator=generator).to(device)  # drawn either way: same random stream
-    latents = pipe.normalize_latents(mean + std * draw if target_latent == "sample" else mean)
-    drop_clip, drop_concat = (m.to(device) for m in dropout_masks(len(mean), rate, generator))
-    context = pipe.cc_projection(torch.where(drop_clip[:, None, None], torch.zeros_like(clip), clip))
-    concat = concat * (~drop_concat).float()[:, None, None, None]
-    timesteps = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (len(mean),), generator=generator).to(
-        device
-    )
-    noise = torch.randn(latents.shape, generator=generator).to(device)
-    noisy = pipe.scheduler.add_noise(latents, noise, timesteps)
-    prediction = pipe.unet(torch.cat([noisy, concat], dim=1), timesteps, encoder_hidden_states=context).sample
-    return F.mse_loss(prediction.float(), noise.float())
-
-
-def autoencoder_loss(
-    pipe: Pix2GestaltPipeline, batch: dict, kl_weight: float, generator: torch.Generator
-) -> torch.Tensor:
-    """Latent Diffusion's autoencoder objective without its perceptual and adversarial terms, on every image of the
-    batch (pix2gestalt: the whole and occluded images and the mask image): per image, the L1 reconstruction error
-    summed over pixels plus ``kl_weight`` x the KL summed over the latent (LDM: 1e-6), averaged over the batch and
-    divided by the pixel count.
-    The division is a constant factor, so the balance of the two terms is LDM's."""
-    device = pipe.vae.device
-    images = torch.cat(list(batch.values())).to(device)
-    posterior = pipe.vae.encode(images).latent_dist
-    latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(device)
-    reconstruction = pipe.vae.decode(latents).sample
-    reconstruction_error = (reconstruction - images).abs().sum(dim=(1, 2, 3))
-    return (reconstruction_error + kl_weight * posterior.kl()).mean() / images[0].numel()
 
 
 @torch.no_grad()
@@ -326,10 +125,7 @@ def save_checkpoint(accelerator, folder: Path, step: int) -> Path:
     staging = folder / f".{target.name}.partial"
     accelerator.save_state(str(staging))
     save_json(staging / CHECKPOINT_STATE, {"step": step})
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)
-    return target
+    return publish_folder(staging, target)
 
 
 def prune_checkpoints(folder: Path, keep: int) -> list[Path]:
@@ -367,12 +163,12 @@ def _resume(accelerator, config: TrainConfig, output: Path) -> int:
     saved = json.loads(saved_file.read_text()) if saved_file.is_file() else {}
     conflicts = config.resume_conflicts(saved)
     if conflicts and not config.allow_changed_settings:
-        raise ValueError(
+        raise InputError(
             f"{output} holds a run with other settings: {'; '.join(conflicts)}. Use another output folder, or "
             "--allow-changed-settings to resume with the new ones"
         )
     if config.steps < step:
-        raise ValueError(
+        raise InputError(
             f"{output} has already trained {step} steps; --steps {config.steps} would not train them again"
         )
     accelerator.load_state(str(latest))
@@ -409,50 +205,12 @@ def _prepare_training(config: TrainConfig, accelerator):
     return pipe, optimizer, schedule, ema
 
 
-def _step_loss(pipe, config: TrainConfig, dataset, cache, step: int) -> torch.Tensor:
+def _step_loss(pipe, recipe, config: TrainConfig, dataset, encoded, step: int) -> torch.Tensor:
     """The loss of training step ``step`` (its batch and randomness come from ``(seed, step)``)."""
     rng, generator = step_generators(config.seed, step)
-    if config.pipeline == "zero123":
-        from .novel_view import novel_view_loss, view_batch
-
-        if config.stage == "vae":
-            return autoencoder_loss(
-                pipe, view_batch(dataset, rng, config.batch_size, config.image_size), config.kl_weight, generator
-            )
-        return novel_view_loss(pipe, cache, rng, generator, config.batch_size, config.dropout, config.target_latent)
-    indices = rng.choice(len(dataset), config.batch_size, replace=len(dataset) < config.batch_size)
     if config.stage == "vae":
-        return autoencoder_loss(pipe, load_batch(dataset, indices, config.image_size), config.kl_weight, generator)
-    if cache is not None:
-        encoded = {key: value[torch.as_tensor(indices)] for key, value in cache.items()}
-    else:
-        encoded = encode_batch(pipe, load_batch(dataset, indices, config.image_size))
-    return diffusion_loss(pipe, encoded, config.dropout, generator, config.target_latent)
-
-
-def _open_dataset(config: TrainConfig):
-    """The run's dataset: pix2gestalt's format, or Zero-1-to-3's multi-view layout for ``pipeline="zero123"``."""
-    if config.pipeline == "zero123":
-        from .multiview import MultiViewDataset
-
-        return MultiViewDataset(config.data)
-    return GestaltDataset(config.data)
-
-
-def _encode_for_training(pipe, dataset, config: TrainConfig):
-    """For the diffusion stage, the dataset through the frozen VAE and CLIP, encoded once: always for Zero-1-to-3
-    (every view serves as condition and target), for pix2gestalt up to ``cache_limit`` samples or when the latent
-    scale is calibrated, kept in ``OUTPUT_DIR/encoded_dataset.safetensors`` for resumed runs. None when batches are
-    encoded step by step."""
-    if config.stage != "diffusion":
-        return None
-    if config.pipeline == "zero123":
-        from .novel_view import EncodedViews
-
-        return EncodedViews(pipe, dataset, config.image_size)
-    if len(dataset) <= config.cache_limit or config.calibrate_latent_scale:
-        return load_or_encode_dataset(pipe, dataset, config.image_size, Path(config.output_dir) / ENCODED_DATASET)
-    return None
+        return autoencoder_loss(pipe, recipe.autoencoder_batch(dataset, config, rng), config.kl_weight, generator)
+    return recipe.diffusion_loss(pipe, dataset, encoded, config, rng, generator)
 
 
 def _truncate_log(log: Path, step: int) -> None:
@@ -470,22 +228,22 @@ def train(config: TrainConfig) -> Path:
     """
     from accelerate import Accelerator
 
-    dataset = _open_dataset(config)
+    recipe = RECIPES[config.pipeline]
+    dataset = recipe.open_dataset(config.data)
     output = Path(config.output_dir)
     checkpoints = output / "checkpoints"
     accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
     pipe, optimizer, schedule, ema = _prepare_training(config, accelerator)
     multiple = pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
     if config.image_size % multiple:
-        raise ValueError(f"image_size must be a multiple of {multiple} for this model, got {config.image_size}")
+        raise InputError(f"image_size must be a multiple of {multiple} for this model, got {config.image_size}")
     start_step = _resume(accelerator, config, output)
     save_json(output / "training.json", asdict(config))
     _truncate_log(output / "train_log.jsonl", start_step)
 
-    cache = _encode_for_training(pipe, dataset, config)
+    encoded = recipe.encode(pipe, dataset, config) if config.stage == "diffusion" else None
     if config.calibrate_latent_scale and config.stage == "diffusion":  # deterministic: a resumed run gets the same
-        means = cache.mean if config.pipeline == "zero123" else cache["mean"]
-        calibrate_latents(accelerator.unwrap_model(pipe.vae), means, config.image_size)
+        calibrate_latents(accelerator.unwrap_model(pipe.vae), recipe.latent_means(encoded), config.image_size)
     started = time.perf_counter()
     progress = tqdm(
         range(start_step, config.steps), initial=start_step, total=config.steps, desc=f"train {config.stage}"
@@ -493,7 +251,7 @@ def train(config: TrainConfig) -> Path:
     with open(output / "train_log.jsonl", "a") as log:
         for step in progress:
             with accelerator.autocast():
-                loss = _step_loss(pipe, config, dataset, cache, step)
+                loss = _step_loss(pipe, recipe, config, dataset, encoded, step)
             accelerator.backward(loss)
             optimizer.step()
             schedule.step()
@@ -530,8 +288,4 @@ def _save_final(pipe, ema, accelerator, output: Path, config: TrainConfig, secon
     save_json(staging / "training.json", {**asdict(config), "seconds_this_run": round(seconds, 1)})
     if ema is not None:
         ema.restore(final.unet.parameters())
-    target = output / "model"
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)
-    return target
+    return publish_folder(staging, output / "model")  # the old model is deleted only once the new one is in place

@@ -1,19 +1,21 @@
 """The 3D occlusion protocol: does completing occluded objects first make their reconstruction better?
 
-Over synthetic occluded scenes (:mod:`p2g3d.scenes`), the target is reconstructed by space carving
-(:mod:`p2g3d.integrations.carving`) from each method's masks and compared with its ground-truth mesh under a named
-protocol (:mod:`p2g3d.metrics`). Methods:
+Over synthetic occluded scenes (:mod:`p2g3d.scenes`), the target is reconstructed by the given multi-view reconstructor
+(space carving, :mod:`p2g3d.integrations.carving`, in the benchmark and the demo) from each method's masks and compared
+with its ground-truth mesh under a named protocol (:mod:`p2g3d.metrics`). Methods:
 
 * ``visible``: the target's visible masks (what an instance segmenter gives): occluded parts get carved away;
 * ``all-foreground``: target and occluder together (a foreground segmenter that cannot tell them apart): the
   occluder's silhouette adds spurious volume;
 * ``amodal (oracle)``: the ground-truth amodal masks, the upper bound for any completion method;
 * ``pix2gestalt (completed)``: the amodal masks an :class:`~p2g3d.completer.AmodalCompleter` gives for every view,
-  when one is given; view ``v`` of scene ``s`` is completed with the seed ``derive_seed(seed, s, v)``.
+  when one is given; view ``v`` of scene ``s`` is the item ``scene_s_view_v`` of the seed rule
+  (:mod:`p2g3d.sampling`).
 
 Masks are arrays, computed once per scene and method (:func:`scene_masks`); the same arrays are carved and shown in
-the preview. The carving box is 2 units wide around the target (larger than the unit-sized target, as when the
-object's extent is unknown), so clutter next to the target can enter the all-foreground hull.
+the preview. The benchmark carves in a box 2 units wide around the target (:data:`BENCHMARK_BOUNDS`, larger than the
+unit-sized target, as when the object's extent is unknown), so clutter next to the target can enter the
+all-foreground hull.
 """
 
 from __future__ import annotations
@@ -26,12 +28,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..integrations.carving import VisualHullReconstructor
 from ..io import save_png
 from ..meshes import export_mesh
 from ..metrics import evaluate
 from ..preview import mask_overlay
-from ..sampling import derive_seed
 from ..scenes import OccludedScene
 from ..types import MaskedView
 
@@ -49,6 +49,11 @@ class BenchmarkRow:
     metrics: dict
 
 
+def view_item(scene: OccludedScene, view: int) -> str:
+    """The item id of view ``view`` of ``scene`` in the seed rule: ``scene_S_view_V``."""
+    return f"scene_{scene.seed}_view_{view}"
+
+
 def scene_masks(scene: OccludedScene, completer=None, *, seed: int = 0) -> dict[str, list[np.ndarray]]:
     """``{method: [(H, W) bool mask per view]}``: the three baselines, plus the completer's amodal masks if given."""
     masks = {
@@ -58,7 +63,7 @@ def scene_masks(scene: OccludedScene, completer=None, *, seed: int = 0) -> dict[
     }
     if completer is not None:
         masks[COMPLETED] = [
-            completer(view.image, view.visible_mask, seed=derive_seed(seed, scene.seed, index), show_progress=False)[
+            completer(view.image, view.visible_mask, seed=seed, item=view_item(scene, index), show_progress=False)[
                 0
             ].amodal_mask
             for index, view in enumerate(scene.views)
@@ -77,20 +82,20 @@ def mask_preview(scene: OccludedScene, masks: dict[str, list[np.ndarray]]) -> np
 def run_scene(
     scene: OccludedScene,
     masks: dict[str, list[np.ndarray]],
+    reconstructor,
     *,
     protocol: str = "syncdreamer",
-    resolution: int = 96,
     num_points: int = 20000,
     output: str | os.PathLike | None = None,
 ) -> list[BenchmarkRow]:
-    """Carve the target from each method's masks and evaluate it against the ground truth.
+    """Reconstruct the target from each method's masks with ``reconstructor`` (anything with
+    ``reconstruct(views) -> trimesh.Trimesh``) and evaluate it against the ground truth.
 
     With ``output``, also writes ``<method>.glb`` per method, ``ground_truth.glb`` and ``preview.png`` there.
     """
-    carve = VisualHullReconstructor(resolution=resolution, bounds=BENCHMARK_BOUNDS)
     rows = []
     for method, method_masks in masks.items():
-        mesh = carve.reconstruct([MaskedView(v.image, m, v.camera) for v, m in zip(scene.views, method_masks)])
+        mesh = reconstructor.reconstruct([MaskedView(v.image, m, v.camera) for v, m in zip(scene.views, method_masks)])
         rows.append(BenchmarkRow(scene.seed, method, evaluate(mesh, scene.target, protocol, num_points=num_points)))
         if output is not None:
             export_mesh(mesh, Path(output) / f"{method.split()[0]}.glb")
@@ -102,11 +107,11 @@ def run_scene(
 
 def run_benchmark(
     scenes: Sequence[OccludedScene],
+    reconstructor,
     completer=None,
     *,
     seed: int = 0,
     protocol: str = "syncdreamer",
-    resolution: int = 96,
     num_points: int = 20000,
     output: str | os.PathLike | None = None,
 ) -> list[BenchmarkRow]:
@@ -115,7 +120,7 @@ def run_benchmark(
     for scene in tqdm(scenes, desc="occlusion benchmark", unit="scene"):
         folder = None if output is None else Path(output) / f"scene_{scene.seed}"
         masks = scene_masks(scene, completer, seed=seed)
-        rows += run_scene(scene, masks, protocol=protocol, resolution=resolution, num_points=num_points, output=folder)
+        rows += run_scene(scene, masks, reconstructor, protocol=protocol, num_points=num_points, output=folder)
     return rows
 
 

@@ -1,4 +1,4 @@
-"""Training data in pix2gestalt's format, and the dataset that reads it.
+"""Datasets in pix2gestalt's folder format (training pairs, held-out evaluation sets): the writer and the reader.
 
 A dataset folder holds four sub-folders of same-named PNG files, as in the released pix2gestalt data:
 
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..io import (
+from .errors import InputError
+from .io import (
     check_output_folder,
     check_replaceable,
     load_image,
@@ -101,12 +102,12 @@ class GestaltDataset:
         self.folder = Path(folder)
         missing = [name for name in FOLDERS if not (self.folder / name).is_dir()]
         if missing:
-            raise ValueError(f"{self.folder} is not a pix2gestalt dataset folder: missing {', '.join(missing)}/")
+            raise InputError(f"{self.folder} is not a pix2gestalt dataset folder: missing {', '.join(missing)}/")
         names = [sorted(p.name for p in (self.folder / sub).glob("*.png")) for sub in FOLDERS]
         if any(n != names[0] for n in names[1:]):
-            raise ValueError(f"{self.folder}: the sub-folders {FOLDERS} must hold the same file names")
+            raise InputError(f"{self.folder}: the sub-folders {FOLDERS} must hold the same file names")
         if not names[0]:
-            raise ValueError(f"{self.folder} holds no samples")
+            raise InputError(f"{self.folder} holds no samples")
         self.names = names[0]
         self.factors = described_factors(self.folder, len(self.names))
 

@@ -5,13 +5,15 @@ is handed to an image-to-3D backend as
 
 * ``visible``: the visible cut-out (an instance segmenter's mask): the hidden part is missing;
 * ``all-foreground``: target and occluders together (a foreground segmenter that cannot tell them apart);
-* ``pix2gestalt (completed)``: the :class:`~p2g3d.AmodalCompleter`'s whole object (seed ``derive_seed(seed, scene)``);
+* ``pix2gestalt (completed)``: the :class:`~p2g3d.AmodalCompleter`'s whole object (item ``scene_S_view_V`` of the
+  seed rule, as in the multi-view benchmark);
 * ``whole (oracle)``: the target rendered alone, unoccluded: the upper bound for any completion.
 
-Every method gets the same backend, seed and input elevation. Meshes are compared with the true mesh under the
-``"unit-box"`` protocol (:mod:`p2g3d.metrics`): both normalised to a unit bounding box, no rotation. The built-in
-backends express the mesh in a world whose input camera sits at azimuth 0, like view 0 of the scenes, so the
-orientation is known; a single image fixes neither size nor distance, so those are normalised away.
+Every method gets the same backend, input elevation and backend seed (``object_seed(seed, "scene_S_view_V", 0)``).
+Meshes are compared with the true mesh under the ``"unit-box"`` protocol (:mod:`p2g3d.metrics`): both normalised to a
+unit bounding box, no rotation. The built-in backends express the mesh in a world whose input camera sits at azimuth 0,
+like view 0 of the scenes, so the orientation is known; a single image fixes neither size nor distance, so those are
+normalised away.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from tqdm.auto import tqdm
 from ..io import save_png
 from ..meshes import export_mesh
 from ..metrics import evaluate
-from ..sampling import derive_seed
+from ..preview import image_to_3d_sheet, on_white
+from ..sampling import object_seed
 from ..scenes import OccludedScene
-from .image_to_3d import image_to_3d_sheet, on_white
-from .occlusion3d import BenchmarkRow
+from .occlusion3d import BenchmarkRow, view_item
 
 logger = logging.getLogger(__name__)
 COMPLETED = "pix2gestalt (completed)"
@@ -46,7 +48,7 @@ def single_view_sources(scene: OccludedScene, completer=None, *, view: int = 0, 
     }
     if completer is not None:
         sources[COMPLETED] = completer(
-            shown.image, shown.visible_mask, seed=derive_seed(seed, scene.seed), show_progress=False
+            shown.image, shown.visible_mask, seed=seed, item=view_item(scene, view), show_progress=False
         )[0]
     sources["whole (oracle)"] = (shown.whole_image, shown.amodal_mask)
     return sources
@@ -74,7 +76,8 @@ def run_single_view_benchmark(
         folder = None if output is None else Path(output) / f"scene_{scene.seed}"
         for method, source in sources.items():
             try:
-                result = backend.generate(source, seed=derive_seed(seed, scene.seed, 1), show_progress=False)
+                backend_seed = object_seed(seed, view_item(scene, view), 0)
+                result = backend.generate(source, seed=backend_seed, show_progress=False)
             except ValueError as error:  # e.g. generated views that carve everything away: counted, not fatal
                 logger.warning("scene %d, %s: no mesh (%s)", scene.seed, method, error)
                 rows.append(BenchmarkRow(scene.seed, method, {"error": str(error)}))

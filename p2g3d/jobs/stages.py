@@ -1,0 +1,23 @@
+"""The stages a job's settings describe, built one way for every job."""
+
+from __future__ import annotations
+
+from ..settings import CompletionSettings, ModelSettings, RuntimeSettings
+
+
+def load_completer(model: ModelSettings, completion: CompletionSettings, runtime: RuntimeSettings):
+    """The :class:`~p2g3d.AmodalCompleter` a job's settings describe."""
+    from ..completer import AmodalCompleter
+
+    return AmodalCompleter.from_pretrained(
+        model.model, runtime.device, runtime.dtype, model.compile_mode, **vars(completion)
+    )
+
+
+def benchmark_carver(resolution: int = 96):
+    """The multi-view reconstructor of the 3D occlusion benchmark and the demo: space carving at ``resolution``
+    voxels per side in :data:`~p2g3d.evaluation.occlusion3d.BENCHMARK_BOUNDS`."""
+    from ..evaluation.occlusion3d import BENCHMARK_BOUNDS
+    from ..integrations.carving import VisualHullReconstructor
+
+    return VisualHullReconstructor(resolution=resolution, bounds=BENCHMARK_BOUNDS)
