@@ -22,6 +22,7 @@ import trimesh
 from p2g3d.cameras import ZERO123_FOV_DEG, Camera, intrinsics_from_fov, orbit_camera
 from p2g3d.errors import InputError
 from p2g3d.framing import frame_on_white
+from p2g3d.loading import quiet_loading
 from p2g3d.runtime import resolve_device, resolve_dtype
 
 from .image_to_3d import ImageTo3DResult, fit_radius, match_silhouette
@@ -31,6 +32,24 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "openai/shap-e-img2img"
 INPUT_SIZE = 256
 MAX_GRID_SIZE = 256
+
+
+def load_shap_e(model: str | os.PathLike, dtype):
+    """``ShapEImg2ImgPipeline`` from a folder or hub id, quietly; one InputError that names what is missing and how
+    to get it when the weights are not there (offline, or a wrong folder)."""
+    import warnings
+
+    from diffusers import ShapEImg2ImgPipeline
+
+    try:
+        with quiet_loading(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ShapEImg2ImgPipeline.from_pretrained(str(model), dtype=dtype)
+    except (OSError, ValueError) as error:  # the hub's offline / missing-file errors are OSErrors
+        raise InputError(
+            f"the Shap-E weights {str(model)!r} could not be loaded ({error.__class__.__name__}): run once online to "
+            f"download {DEFAULT_MODEL!r} into the Hugging Face cache, or pass a local copy with --backend-model FOLDER"
+        ) from error
 
 
 def decoded_to_trimesh(decoded) -> trimesh.Trimesh:
@@ -82,9 +101,7 @@ class ShapEImageTo3D:
         self.grid_size, self.num_inference_steps, self.guidance_scale = grid_size, num_inference_steps, guidance_scale
         self.device = resolve_device(device)
         if pipeline is None:
-            from diffusers import ShapEImg2ImgPipeline
-
-            pipeline = ShapEImg2ImgPipeline.from_pretrained(str(model), dtype=resolve_dtype(dtype, self.device))
+            pipeline = load_shap_e(model, resolve_dtype(dtype, self.device))
         self.pipeline = pipeline.to(self.device)
 
     def generate(self, source, *, seed: int = 0, show_progress: bool = True) -> ImageTo3DResult:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from p2g3d.errors import InputError
 from p2g3d.framing import frame_on_white
 from p2g3d.novel_views import NovelViewGenerator
-from p2g3d.settings import NovelViewSettings
+from p2g3d.settings import MAX_VIEWS, NovelViewSettings
 from p2g3d.types import MaskedView
 
 from .image_to_3d import ImageTo3DResult
@@ -63,8 +63,8 @@ class Zero123ImageTo3D:
         device=None,
         dtype=None,
     ):
-        if isinstance(num_views, bool) or not isinstance(num_views, int) or num_views < 1:
-            raise InputError(f"num_views must be a positive int, got {num_views!r}")
+        if isinstance(num_views, bool) or not isinstance(num_views, int) or not 1 <= num_views <= MAX_VIEWS:
+            raise InputError(f"num_views must be an int in [1, {MAX_VIEWS}], got {num_views!r}")
         if not ring_elevations or not all(-90.0 < float(e) < 90.0 for e in ring_elevations):
             raise InputError(f"ring_elevations must be non-empty, each in (-90, 90), got {ring_elevations!r}")
         if not -90.0 < float(input_elevation) < 90.0:

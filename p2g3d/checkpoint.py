@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -76,18 +77,19 @@ def load_lightning_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor
         raise FileNotFoundError(f"checkpoint not found: {path}")
     mmap = zipfile.is_zipfile(path)
     if not mmap:
-        logger.warning("%s is a legacy (non-zip) checkpoint: it is read into RAM instead of memory-mapped", path)
+        logger.info("%s is a legacy (non-zip) checkpoint: it is read into RAM instead of memory-mapped", path)
     try:
         with torch.serialization.safe_globals(_allowed_globals()):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
-        if "global" not in str(error).lower():  # not a forbidden global: the file is no pickle at all
+        forbidden = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if forbidden is None:  # not a forbidden global: the file is no checkpoint pickle at all
             raise UnsafeCheckpointError(
-                f"{path} is not a readable PyTorch checkpoint: {str(error).splitlines()[0]}"
+                f"{path} is not a readable PyTorch checkpoint (its pickle stream is malformed or of another kind)"
             ) from error
         raise UnsafeCheckpointError(
-            f"refused to load {path}: it references code outside the allowlist of checkpoint globals "
-            f"(nothing from it was executed). Details: {str(error).splitlines()[0]}"
+            f"refused to load {path} as unsafe: it references {forbidden.group(1)}, which is not one of the globals "
+            "an official checkpoint needs; nothing from it was executed, and p2g3d never loads checkpoints unsafely"
         ) from error
     except (RuntimeError, EOFError) as error:
         raise UnsafeCheckpointError(f"{path} is not a readable PyTorch checkpoint: {error}") from error

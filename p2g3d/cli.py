@@ -7,7 +7,7 @@ and returns its result (printed as JSON, or by the command's reporter).
 
 Exit status: 0 done; 1 an internal error (a bug: one line that says so; ``-v`` shows the traceback); 2 a mistake in
 the input or the environment (:class:`~p2g3d.errors.InputError`, a missing file, a missing optional package: one
-line); 130 interrupted.
+line); 3 finished, but some items failed (``batch``: the count, and where the reasons are); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -29,18 +29,26 @@ logger = logging.getLogger("p2g3d")
 @dataclass(frozen=True)
 class Command:
     """A command: its settings dataclass and job function (``module:name``, imported only when the command is
-    chosen), its help, and optionally a function ``report(result, settings) -> str`` that turns the job's result
-    into what the command prints (by default a dict result is printed as JSON)."""
+    chosen), its help, whether a rerun resumes it, and optionally a function ``report(result, settings) -> str`` that
+    turns the job's result into what the command prints (by default a dict result is printed as JSON), and one
+    ``status(result, settings) -> (exit status, message or None)`` for jobs that can end with some of their work
+    failed."""
 
     settings: str
     job: str
     help: str
     report: str | None = None
+    status: str | None = None
+    resumes: bool = False
 
 
 COMMANDS = {
     "batch": Command(
-        "p2g3d.jobs.batch.job:BatchJob", "p2g3d.jobs.batch.job:run_batch_job", "amodal completion over a dataset"
+        "p2g3d.jobs.batch.job:BatchJob",
+        "p2g3d.jobs.batch.job:run_batch_job",
+        "amodal completion over a dataset",
+        status="p2g3d.jobs.batch.job:exit_status",
+        resumes=True,
     ),
     "convert": Command(
         "p2g3d.jobs.convert:ConvertJob", "p2g3d.jobs.convert:run_convert", "convert an official checkpoint"
@@ -80,6 +88,7 @@ COMMANDS = {
         "p2g3d.training.config:TrainConfig",
         "p2g3d.training.trainer:train",
         "train or fine-tune a pix2gestalt / Zero-1-to-3 model (resumes automatically)",
+        resumes=True,
     ),
     "eval-amodal": Command(
         "p2g3d.jobs.eval_amodal:EvalAmodalJob",
@@ -191,7 +200,12 @@ def run_command(name: str, args: argparse.Namespace) -> int:
         print(load_name(command.report)(result, settings))
     elif isinstance(result, dict):
         print(json.dumps(result, indent=2))
-    return 0
+    if command.status is None:
+        return 0
+    code, message = load_name(command.status)(result, settings)
+    if message:
+        print(f"p2g3d {name}: {message}", file=sys.stderr)
+    return code
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -213,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_command(args.command, args)
     except KeyboardInterrupt:
-        print(f"p2g3d {args.command}: interrupted", file=sys.stderr)
+        hint = "; rerun the same command to resume" if COMMANDS[args.command].resumes else ""
+        print(f"p2g3d {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - every error ends in one line; -v adds the traceback
         if args.verbose:

@@ -114,6 +114,11 @@ class GestaltDataset:
     def __len__(self) -> int:
         return len(self.names)
 
+    @property
+    def factor_names(self) -> list[str]:
+        """The factors ``dataset.json`` describes for its samples (e.g. ``shape``, ``held_out``), sorted."""
+        return sorted({key for factors in self.factors if factors for key in factors})
+
     def __getitem__(self, index: int) -> GestaltSample:
         name = self.names[index]
         return GestaltSample(

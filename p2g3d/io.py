@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -27,6 +28,8 @@ import numpy as np
 import PIL.Image
 
 from .errors import InputError
+
+logger = logging.getLogger(__name__)
 
 EIGHT_BIT_MODES = ("1", "L", "P", "RGB", "RGBA", "LA", "PA", "CMYK", "YCbCr")
 ALPHA_THRESHOLD = 128
@@ -233,14 +236,26 @@ def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
     from pycocotools import mask as coco_mask
 
     if isinstance(segmentation, list):  # polygons [[x0, y0, x1, y1, ...], ...]
-        rle = coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width))
+        polygons = [p for p in segmentation if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0]
+        if not polygons:
+            shown = str(segmentation)[:60]
+            raise InputError(f"a polygon segmentation needs a polygon of at least 3 points (6 numbers), got {shown}")
+        try:
+            rle = coco_mask.merge(coco_mask.frPyObjects(polygons, height, width))
+        except (TypeError, ValueError, IndexError) as error:
+            raise InputError(f"unreadable polygon segmentation ({error})") from error
     elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
         rle = coco_mask.frPyObjects(segmentation, height, width)
     elif isinstance(segmentation, dict) and "counts" in segmentation:
         rle = segmentation
     else:
         raise InputError(f"not a COCO segmentation (polygon list or RLE dict): {type(segmentation).__name__}")
-    return coco_mask.decode(rle).astype(bool)
+    if [int(s) for s in rle.get("size", (height, width))] != [height, width]:
+        raise InputError(f"an RLE segmentation of size {rle.get('size')} in an image of {height}x{width}")
+    try:
+        return coco_mask.decode(rle).astype(bool)
+    except (TypeError, ValueError, IndexError) as error:
+        raise InputError(f"unreadable RLE segmentation ({error})") from error
 
 
 def encode_rle(mask: np.ndarray) -> dict:
@@ -404,6 +419,30 @@ def _read_umask() -> int:
 
 
 FILE_MODE = 0o666 & ~_read_umask()  # what open() would give a new file
+
+
+def listed_outputs(summary: str | os.PathLike, fields: tuple[str, ...]) -> set[str]:
+    """The file names an earlier run listed in its ``summary`` JSON (``objects[*][field]`` for each field, or the
+    values of ``objects[*][field]`` where that is a dict of names); empty when there is none or it is not ours."""
+    summary = Path(summary)
+    if not summary.is_file():
+        return set()
+    names = set()
+    try:
+        for entry in json.loads(summary.read_text()).get("objects", []):
+            for field in fields:
+                value = entry[field]
+                names |= set(value.values()) if isinstance(value, dict) else {value}
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, KeyError, TypeError):
+        logger.warning("%s is not a summary p2g3d wrote; leaving the folder's other files alone", summary)
+        return set()
+    return {Path(str(name)).name for name in names}
+
+
+def remove_outputs(folder: str | os.PathLike, names) -> None:
+    """Delete the files ``names`` of an earlier run from ``folder`` (the newer run did not write them again)."""
+    for name in names:
+        (Path(folder) / Path(name).name).unlink(missing_ok=True)
 
 
 def check_replaceable(target: str | os.PathLike, marker: str, allowed: set[str]) -> Path:

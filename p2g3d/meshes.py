@@ -28,6 +28,15 @@ def import_open3d():
     return open3d
 
 
+def check_mesh(mesh: trimesh.Trimesh, name: str = "mesh") -> trimesh.Trimesh:
+    """``mesh`` if it has faces and finite vertices; InputError naming it otherwise."""
+    if len(mesh.faces) == 0:
+        raise InputError(f"the {name} has no faces")
+    if not np.isfinite(mesh.vertices).all():
+        raise InputError(f"the {name} has non-finite (NaN or infinite) vertex coordinates")
+    return mesh
+
+
 def as_trimesh(mesh) -> trimesh.Trimesh:
     """A ``trimesh.Trimesh``, an Open3D ``TriangleMesh`` (legacy or tensor) or a mesh file path -> ``trimesh.Trimesh``.
 
@@ -97,4 +106,34 @@ def export_mesh(mesh, path: str | os.PathLike) -> Path:
         raise InputError("the mesh has no faces")
     kwargs = {"include_color": True} if file_type == "obj" else {}
     data = source.export(file_type=file_type, **kwargs)
-    return write_atomic(path, data if isinstance(data, bytes) else data.encode())
+    data = data if isinstance(data, bytes) else data.encode()
+    return write_atomic(path, with_buffer_view_targets(data) if file_type == "glb" else data)
+
+
+GLB_JSON_CHUNK = 0x4E4F534A
+ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
+
+
+def with_buffer_view_targets(glb: bytes) -> bytes:
+    """``glb`` with ``target`` set on the buffer views of vertex attributes (ARRAY_BUFFER) and of indices
+    (ELEMENT_ARRAY_BUFFER), as glTF validators recommend; the binary chunk is unchanged."""
+    import json
+    import struct
+
+    magic, version, _ = struct.unpack_from("<4sII", glb, 0)
+    json_length, json_type = struct.unpack_from("<II", glb, 12)
+    if magic != b"glTF" or json_type != GLB_JSON_CHUNK:
+        return glb
+    document = json.loads(glb[20 : 20 + json_length])
+    accessors, views = document.get("accessors", []), document.get("bufferViews", [])
+    for mesh in document.get("meshes", []):
+        for primitive in mesh.get("primitives", []):
+            for accessor in primitive.get("attributes", {}).values():
+                views[accessors[accessor]["bufferView"]].setdefault("target", ARRAY_BUFFER)
+            if "indices" in primitive:
+                views[accessors[primitive["indices"]]["bufferView"]].setdefault("target", ELEMENT_ARRAY_BUFFER)
+    text = json.dumps(document, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)  # chunks are 4-byte aligned, JSON padded with spaces
+    rest = glb[20 + json_length :]
+    header = struct.pack("<4sII", b"glTF", version, 12 + 8 + len(text) + len(rest))
+    return header + struct.pack("<II", len(text), GLB_JSON_CHUNK) + text + rest

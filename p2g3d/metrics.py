@@ -172,17 +172,14 @@ def evaluate(
         ``{"protocol", "chamfer", "f_score@<tau>"..., "volume_iou", "normal_consistency", "alignment", ...}``;
         ``alignment`` is the 4x4 transform applied to the prediction (normalisation and alignment).
     """
-    from .meshes import as_trimesh
+    from .meshes import as_trimesh, check_mesh
 
     if protocol not in PROTOCOLS:
         raise InputError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     pred_mesh, gt_mesh = as_trimesh(pred).copy(), as_trimesh(gt).copy()
     solid = True
     for name, mesh in (("prediction", pred_mesh), ("ground truth", gt_mesh)):
-        if len(mesh.faces) == 0:
-            raise InputError(f"the {name} mesh has no faces")
-        if not np.isfinite(mesh.vertices).all():
-            raise InputError(f"the {name} mesh has non-finite (NaN or infinite) vertex coordinates")
+        check_mesh(mesh, f"{name} mesh")
         if not mesh.is_watertight or mesh.volume <= 0:
             logger.warning("the %s mesh encloses no volume (not watertight): volume IoU is not defined", name)
             solid = False

@@ -17,6 +17,11 @@ from .validation import check_choice, check_number
 DTYPES = ("fp32", "fp16", "bf16")  # names of p2g3d.runtime.DTYPES, here without importing torch
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile modes (p2g3d.acceleration)
 UNET_WEIGHTS = ("ema", "raw")  # which UNet weights p2g3d.convert takes from a checkpoint
+# Limits on what multiplies memory or time, checked before any work starts.
+MAX_SAMPLES = 64  # samples per object
+MAX_BATCH = 1024  # (item, sample) pairs per model call
+MAX_VIEWS = 72  # generated views per ring (5 degrees apart)
+MAX_IMAGE_SIZE = 1024  # pixels per side of generated training images and of training
 
 
 def option(default=None, flag: str | None = None, help: str = "", **extra):
@@ -87,7 +92,7 @@ class SamplingSettings:
 
     def __post_init__(self):
         check_number(self, "num_inference_steps", integer=True, low=2, high=1000)
-        check_number(self, "batch_size", integer=True, low=1)
+        check_number(self, "batch_size", integer=True, low=1, high=MAX_BATCH)
         check_number(self, "guidance_scale")
         check_number(self, "eta", low=0)
 
@@ -121,7 +126,7 @@ class CompletionSettings(SamplingSettings):
 
     def __post_init__(self):
         super().__post_init__()
-        check_number(self, "num_samples", integer=True, low=1)
+        check_number(self, "num_samples", integer=True, low=1, high=MAX_SAMPLES)
         check_choice(self, "framing", FRAMINGS)
         check_choice(self, "mask_rule", MASK_RULES)
 

@@ -12,15 +12,20 @@ from collections.abc import Sequence
 from .errors import InputError
 
 
-def check_number(settings, name: str, *, integer: bool = False, low=None, high=None, low_open: bool = False) -> None:
-    """Raise ValueError unless ``settings.<name>`` is a finite number (an int if ``integer``) in ``[low, high]``
-    (``(low, high]`` if ``low_open``); the message names the setting, the range and the value."""
+def check_number(
+    settings, name: str, *, integer: bool = False, low=None, high=None, low_open: bool = False, high_open: bool = False
+) -> None:
+    """Raise InputError unless ``settings.<name>`` is a finite number (an int if ``integer``) in ``[low, high]``
+    (open at ``low`` / ``high`` with ``low_open`` / ``high_open``); the message names the setting, the range and the
+    value."""
     value = getattr(settings, name)
     kinds = (int,) if integer else (int, float)
     valid = not isinstance(value, bool) and isinstance(value, kinds) and math.isfinite(value)
-    valid = valid and (low is None or (value > low if low_open else value >= low)) and (high is None or value <= high)
+    valid = valid and (low is None or (value > low if low_open else value >= low))
+    valid = valid and (high is None or (value < high if high_open else value <= high))
     if not valid:
-        bounds = f"{'(' if low_open else '['}{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+        opening, closing = "(" if low_open else "[", ")" if high_open else "]"
+        bounds = f"{opening}{'-inf' if low is None else low}, {'inf' if high is None else high}{closing}"
         raise InputError(f"{name} must be a finite {'integer' if integer else 'number'} in {bounds}, got {value!r}")
 
 

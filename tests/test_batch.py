@@ -79,9 +79,12 @@ def test_inputs_of_three_kinds(tmp_path):
 def test_batch_resumes_records_bad_items_and_writes_coco(tiny_model_dir, tmp_path, capsys):
     source = write_folder(tmp_path / "data")
     output = tmp_path / "out"
-    assert main(batch_argv(source, output, tiny_model_dir)) == 0
-    summary = json.loads(capsys.readouterr().out)
+    assert main(batch_argv(source, output, tiny_model_dir)) == 3  # finished, one item failed
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
     assert (summary["done"], summary["failed"], summary["objects"], summary["processed"]) == (4, 1, 6, 4)
+    last = captured.err.strip().splitlines()[-1]  # after the progress bar
+    assert last == f"p2g3d batch: 1 of 5 items failed; the reasons are in {output / 'errors.jsonl'}"
     errors = [json.loads(line) for line in (output / "errors.jsonl").read_text().splitlines()]
     assert [e["id"] for e in errors] == ["broken"] and "empty" in errors[0]["reason"]
     results = [json.loads(line) for line in (output / "results.jsonl").read_text().splitlines()]
@@ -94,7 +97,7 @@ def test_batch_resumes_records_bad_items_and_writes_coco(tiny_model_dir, tmp_pat
     np.testing.assert_array_equal(amodal, png)
     assert first["area"] == int(amodal.sum()) and 0 <= first["score"] <= 1
     before = tree(output)
-    assert main(batch_argv(source, output, tiny_model_dir)) == 0  # everything finished: nothing is redone
+    assert main(batch_argv(source, output, tiny_model_dir)) == 3  # everything settled: nothing is redone
     assert json.loads(capsys.readouterr().out)["skipped"] == 5  # 4 done, 1 failed with its reason
     assert tree(output) == before
     changed = batch_argv(source, output, tiny_model_dir)
@@ -120,9 +123,9 @@ def test_killed_batch_reruns_to_the_same_outputs(engine, tiny_model_dir, tmp_pat
     process.kill()
     process.wait()
     assert list((tmp_path / "killed").glob("items/*/done.json")), "the run ended before it could be killed"
-    subprocess.run([sys.executable, "-m", "p2g3d.cli", *argv], check=True, capture_output=True)
+    assert subprocess.run([sys.executable, "-m", "p2g3d.cli", *argv], capture_output=True).returncode == 3
     straight = batch_argv(source, tmp_path / "straight", tiny_model_dir) + ["--engine", engine]
-    subprocess.run([sys.executable, "-m", "p2g3d.cli", *straight], check=True, capture_output=True)
+    assert subprocess.run([sys.executable, "-m", "p2g3d.cli", *straight], capture_output=True).returncode == 3
     killed, straight = tree(tmp_path / "killed"), tree(tmp_path / "straight")
     assert killed.keys() == straight.keys() and not [name for name in killed if Path(name).name.startswith(".")]
     batch_record = "batch.json"
@@ -139,13 +142,13 @@ def test_ray_engine_gives_the_outputs_of_the_in_process_engine(tiny_model_dir, t
     source = write_folder(tmp_path / "data", count=3)
     try:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=256 * 2**20)
-        assert main(batch_argv(source, tmp_path / "ray", tiny_model_dir) + ["--engine", "ray", "--pack", "2"]) == 0
+        assert main(batch_argv(source, tmp_path / "ray", tiny_model_dir) + ["--engine", "ray", "--pack", "2"]) == 3
     finally:
         ray.shutdown()
     summary = json.loads(capsys.readouterr().out)
     assert (summary["done"], summary["failed"], summary["processed"]) == (3, 1, 3)
     local = batch_argv(source, tmp_path / "local", tiny_model_dir) + ["--pack", "2"]
-    subprocess.run([sys.executable, "-m", "p2g3d.cli", *local], check=True, capture_output=True)
+    assert subprocess.run([sys.executable, "-m", "p2g3d.cli", *local], capture_output=True).returncode == 3
     ray_files, local_files = tree(tmp_path / "ray"), tree(tmp_path / "local")
     assert ray_files.keys() == local_files.keys()
     assert [name for name in ray_files if ray_files[name] != local_files[name]] == []
@@ -194,7 +197,7 @@ def test_a_bad_item_in_a_pack_is_recorded_and_the_others_finish(tiny_model_dir, 
         mask[box] = 255
         PIL.Image.fromarray(mask).save(source / f"{name}_mask0.png")
     argv = batch_argv(source, tmp_path / "out", tiny_model_dir)
-    assert main([*argv, "--pack", "2"]) == 0
+    assert main([*argv, "--pack", "2"]) == 3
     assert (tmp_path / "out" / "items" / "good" / "done.json").is_file()
     error = json.loads((tmp_path / "out" / "items" / "speck" / "error.json").read_text())
     assert "vanishes" in error["reason"]
@@ -207,7 +210,7 @@ def test_complete_and_batch_give_the_same_object_the_same_completion(tiny_model_
     mask = str(source / "img1_mask1.png")
     argv = ["complete", str(source / "img1.png"), "--mask", str(source / "img1_mask0.png"), "--mask", mask]
     assert main([*argv, "-o", str(tmp_path / "one"), *common]) == 0
-    assert main(batch_argv(source, tmp_path / "many", tiny_model_dir)) == 0
+    assert main(batch_argv(source, tmp_path / "many", tiny_model_dir)) == 3  # the broken item of write_folder
     for index in (0, 1):
         name = f"object_{index:02d}_amodal_mask.png"
         single = np.asarray(PIL.Image.open(tmp_path / "one" / name))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
-from ..io import json_bytes, png_bytes, write_files_atomic
+from ..io import json_bytes, listed_outputs, png_bytes, remove_outputs, write_files_atomic
 from ..preview import preview_sheet
 
 logger = logging.getLogger(__name__)
@@ -20,14 +19,7 @@ def write_completion(output: Path, image, results, mask_names: list[str], summar
     summary and this run does not write are removed, so the folder never mixes two runs.
     """
     previous = output / "summary.json"
-    stale = set()
-    if previous.is_file():
-        try:
-            stale = {
-                name for obj in json.loads(previous.read_text()).get("objects", []) for name in obj["files"].values()
-            }
-        except (json.JSONDecodeError, AttributeError, KeyError, TypeError):
-            logger.warning("%s is not a summary this command wrote; leaving the folder's other files alone", previous)
+    stale = listed_outputs(previous, ("files",))
     objects = []
     for result, mask_name in zip(results, mask_names):
         stem = f"object_{result.label:02d}"
@@ -52,6 +44,5 @@ def write_completion(output: Path, image, results, mask_names: list[str], summar
             }
         )
     write_files_atomic({previous: json_bytes({**summary, "objects": objects})})
-    for name in stale - {name for obj in objects for name in obj["files"].values()}:
-        (output / Path(name).name).unlink(missing_ok=True)
+    remove_outputs(output, stale - {name for obj in objects for name in obj["files"].values()})
     return objects

@@ -32,7 +32,7 @@ class DemoJob:
     device: str | None = option(None, "--device", "cpu, cuda, cuda:N (default: cuda if available)")
 
     def __post_init__(self):
-        check_number(self, "scenes", integer=True, low=1, high=1000)
+        check_number(self, "scenes", integer=True, low=1, high=100)
         CompletionSettings(num_inference_steps=self.steps, num_samples=self.samples)  # their checks, once
         check_number(self, "seed", integer=True, low=0)
         check_choice(self, "style", SCENE_STYLES)

@@ -42,9 +42,21 @@ def run_eval_amodal(job: EvalAmodalJob) -> dict:
 
     if job.output is not None:
         check_output_file(job.output)
+    if job.group_by is not None:
+        check_group_by(job)
     examples = examples_from_folder(job.data) if job.data else examples_from_cocoa(job.cocoa, job.images)
     completer = load_completer(job.model, job.completion, job.runtime)
     result = evaluate_amodal(completer, examples, seed=job.runtime.seed, limit=job.limit, group_by=job.group_by)
     if job.output is not None:
         save_json(job.output, result)
     return result
+
+
+def check_group_by(job: EvalAmodalJob) -> None:
+    """InputError unless ``job.group_by`` is a factor the dataset describes (annotation files describe none)."""
+    from ..datasets import GestaltDataset
+
+    known = GestaltDataset(job.data).factor_names if job.data is not None else []
+    if job.group_by not in known:
+        listed = ", ".join(known) if known else "none (its dataset.json describes no sample factors)"
+        raise InputError(f"--group-by {job.group_by!r} is not a factor of the data; its factors: {listed}")

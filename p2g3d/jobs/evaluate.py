@@ -25,7 +25,7 @@ class EvaluateJob:
     def __post_init__(self):
         check_choice(self, "protocol", PROTOCOLS)
         check_number(self, "points", integer=True, low=1, high=10_000_000)
-        check_number(self, "volume_resolution", integer=True, low=2, high=512)
+        check_number(self, "volume_resolution", integer=True, low=8, high=256)
         check_number(self, "seed", integer=True, low=0)
 
 

@@ -14,12 +14,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import InputError
-from ..io import object_masks, save_json, save_png
+from ..io import listed_outputs, object_masks, remove_outputs, save_json, save_png
 from ..meshes import export_mesh
 from ..metrics import PROTOCOLS
 from ..preview import image_to_3d_sheet, on_white
 from ..sampling import object_seed
-from ..settings import CompletionSettings, ModelSettings, RuntimeSettings, nested, option
+from ..settings import MAX_VIEWS, CompletionSettings, ModelSettings, RuntimeSettings, nested, option
 from ..validation import check_choice, check_number
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ def occluded_image_to_meshes(
 
     output = Path(output)
     objects = object_masks(visible_masks, *image.shape[:2])
+    previous = listed_outputs(output / "summary.json", ("mesh", "preview"))
     completed = None if completer is None else completer(image, [mask for _, mask in objects], seed=seed, item=item)
     records = []
     for index, (label, mask) in enumerate(tqdm(objects, desc="objects", unit="object", disable=len(objects) < 2)):
@@ -80,6 +81,7 @@ def occluded_image_to_meshes(
     save_json(
         output / "summary.json", {"objects": records, "completed": completer is not None, "seed": seed, "item": item}
     )
+    remove_outputs(output, previous - {record[key] for record in records for key in ("mesh", "preview")})
     return records
 
 
@@ -109,11 +111,11 @@ class ImageTo3DJob:
 
     def __post_init__(self):
         check_choice(self, "protocol", PROTOCOLS)
-        for name, high in (("views", 360), ("backend_steps", 1000), ("grid_size", 256)):
+        for name, high in (("views", MAX_VIEWS), ("backend_steps", 1000), ("grid_size", 256)):
             if getattr(self, name) is not None:
                 check_number(self, name, integer=True, low=1, high=high)
         if self.input_elevation is not None:
-            check_number(self, "input_elevation", low=-90, high=90, low_open=True)
+            check_number(self, "input_elevation", low=-90, high=90, low_open=True, high_open=True)
         for elevation in self.elevations:
             if not -90 < elevation < 90:
                 raise InputError(f"every --elevation must be in (-90, 90) degrees, got {elevation}")
@@ -138,13 +140,15 @@ def run_image_to_3d(job: ImageTo3DJob) -> list[dict]:
     ``job.output``; the inputs, the ground truth and the output folder are checked before any model loads."""
     from ..integrations.registry import IMAGE_TO_3D, create_backend
     from ..io import check_output_folder, load_image, load_mask
-    from ..meshes import as_trimesh
+    from ..meshes import as_trimesh, check_mesh
     from .stages import load_completer
 
     image = load_image(job.image)
     masks = [load_mask(path) for path in job.masks]
     object_masks(masks, *image.shape[:2])
-    ground_truth = as_trimesh(job.ground_truth) if job.ground_truth is not None else None
+    ground_truth = None
+    if job.ground_truth is not None:  # loaded and checked before any model work
+        ground_truth = check_mesh(as_trimesh(job.ground_truth), f"ground-truth mesh {job.ground_truth}")
     check_output_folder(job.output)
     backend = create_backend(job.backend, IMAGE_TO_3D, **job.backend_options())
     completer = None if job.no_complete else load_completer(job.model, job.completion, job.runtime)

@@ -32,7 +32,7 @@ class ReconstructJob:
             formats = ", ".join("." + f for f in FORMATS)
             raise InputError(f"output must end in one of {formats}, got {Path(self.output).name}")
         if self.resolution is not None:
-            check_number(self, "resolution", integer=True, low=2, high=1024)
+            check_number(self, "resolution", integer=True, low=8, high=512)
         if self.bound is not None:
             check_number(self, "bound", low=0, low_open=True)
         if self.iterations is not None:

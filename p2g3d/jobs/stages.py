@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 from ..settings import CompletionSettings, ModelSettings, RuntimeSettings
+
+logger = logging.getLogger(__name__)
 
 
 def load_completer(model: ModelSettings, completion: CompletionSettings, runtime: RuntimeSettings):
-    """The :class:`~p2g3d.AmodalCompleter` a job's settings describe."""
+    """The :class:`~p2g3d.AmodalCompleter` a job's settings describe; without a model, says once (a warning on
+    stderr) that the embedded demonstration model is used."""
     from ..completer import AmodalCompleter
+    from ..loading import DEFAULT_MODEL_NOTE
+
+    if model.model is None:
+        logger.warning("note: %s", DEFAULT_MODEL_NOTE)
 
     return AmodalCompleter.from_pretrained(
         model.model, runtime.device, runtime.dtype, model.compile_mode, **vars(completion)

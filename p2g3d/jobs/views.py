@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..cameras import ZERO123_RADIUS
-from ..settings import NovelViewSettings, RuntimeSettings, nested, option
+from ..settings import MAX_SAMPLES, MAX_VIEWS, NovelViewSettings, RuntimeSettings, nested, option
 from ..validation import check_number
 
 logger = logging.getLogger(__name__)
@@ -34,12 +34,12 @@ class ViewsJob:
     runtime: RuntimeSettings = nested(RuntimeSettings)
 
     def __post_init__(self):
-        check_number(self, "samples", integer=True, low=1, high=64)
-        check_number(self, "views", integer=True, low=1, high=360)
-        check_number(self, "input_elevation", low=-90, high=90, low_open=True)
+        check_number(self, "samples", integer=True, low=1, high=MAX_SAMPLES)
+        check_number(self, "views", integer=True, low=1, high=MAX_VIEWS)
+        check_number(self, "input_elevation", low=-90, high=90, low_open=True, high_open=True)
         check_number(self, "radius", low=0, low_open=True)
         if self.elevation is not None:
-            check_number(self, "elevation", low=-90, high=90, low_open=True)
+            check_number(self, "elevation", low=-90, high=90, low_open=True, high_open=True)
 
 
 def run_views(job: ViewsJob) -> dict:

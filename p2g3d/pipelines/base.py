@@ -22,6 +22,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPVisionModelWithProjection
 
 from ..errors import InputError
+from ..loading import default_model_path
 from .cc_projection import CCProjection
 from .image_processing import clip_pixel_values, to_uint8
 
@@ -42,6 +43,19 @@ class ImageConditionedPipeline(DiffusionPipeline):
     the helpers below."""
 
     _callback_tensor_inputs = ["latents", "pred_original_sample"]
+
+    @classmethod
+    def embedded_model_path(cls):
+        """The folder of the family's embedded demonstration model (shipped inside the package)."""
+        return default_model_path()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path=None, **kwargs):
+        """Load a model folder or hub id, as diffusers does; None loads the family's embedded demonstration model
+        (small, trained on synthetic objects only)."""
+        if pretrained_model_name_or_path is None:
+            pretrained_model_name_or_path = cls.embedded_model_path()
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     model_cpu_offload_seq = "image_encoder->cc_projection->vae->unet->vae"
 

@@ -28,6 +28,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPVisionModelWithProjection
 
 from ..errors import InputError
+from ..loading import default_zero123_path
 from .base import ImageConditionedPipeline, ImagePipelineOutput
 from .cc_projection import CCProjection
 from .image_processing import ImageInput, preprocess_image
@@ -109,7 +110,13 @@ class Zero123Pipeline(ImageConditionedPipeline):
     """
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+    def embedded_model_path(cls):
+        return default_zero123_path()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path=None, **kwargs):
+        if pretrained_model_name_or_path is None:  # the embedded demonstration model
+            pretrained_model_name_or_path = cls.embedded_model_path()
         folder = Path(str(pretrained_model_name_or_path))
         if not folder.is_dir():
             download_keys = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")

@@ -37,6 +37,7 @@ from scipy import ndimage
 from ..datasets import GestaltSample, write_dataset
 from ..errors import InputError
 from ..framing import frame_image, frame_mask, make_frame
+from ..settings import MAX_IMAGE_SIZE
 from ..textures import background, paint, random_color
 
 SHAPES_2D = (
@@ -58,6 +59,7 @@ OCCLUDERS = ("object", "polygon", "bar", "box", "blob")
 HELD_OUT = {"shape": ("star", "heart", "mug", "snowman"), "background": ("checker",), "occluder": ("blob",)}
 FACTOR_SETS = ("train", "held-out")
 OCCLUSION_RANGE = (0.1, 0.7)
+MAX_COUNT = 10_000_000  # samples of one dataset
 SOURCE_SIZES = (48, 256)
 
 
@@ -445,10 +447,10 @@ def write_synthetic_dataset(
     overwrite: bool = False,
 ) -> Path:
     """Generate and write ``count`` composited samples in pix2gestalt's folder layout (progress bar)."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise InputError(f"count must be a positive int, got {count!r}")
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 16:
-        raise InputError(f"image_size must be an int of at least 16 pixels, got {image_size!r}")
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+        raise InputError(f"count must be an int in [1, {MAX_COUNT}], got {count!r}")
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or not 16 <= image_size <= MAX_IMAGE_SIZE:
+        raise InputError(f"image_size must be an int in [16, {MAX_IMAGE_SIZE}] pixels, got {image_size!r}")
     if factors not in FACTOR_SETS:
         raise InputError(f"factors must be one of {FACTOR_SETS}, got {factors!r}")
     metadata = {

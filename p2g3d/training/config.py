@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..settings import MAX_BATCH, MAX_IMAGE_SIZE
 from ..validation import check_number
 
 STAGES = ("diffusion", "vae")
@@ -99,11 +100,12 @@ class TrainConfig:
             "batch_size",
             "checkpoint_every",
             "log_every",
-            "image_size",
             "keep_checkpoints",
             "cache_limit",
         ):
             check_number(self, name, integer=True, low=1)
+        check_number(self, "image_size", integer=True, low=1, high=MAX_IMAGE_SIZE)
+        check_number(self, "batch_size", integer=True, low=1, high=MAX_BATCH)
         check_number(self, "warmup_steps", integer=True, low=0)
         check_number(self, "decay_steps", integer=True, low=0, high=self.steps)
         check_number(self, "seed", integer=True, low=0)

@@ -228,6 +228,8 @@ def train(config: TrainConfig) -> Path:
     """
     from accelerate import Accelerator
 
+    if Path(config.output_dir).exists() and not Path(config.output_dir).is_dir():
+        raise InputError(f"--output {config.output_dir} exists and is not a folder")
     recipe = RECIPES[config.pipeline]
     dataset = recipe.open_dataset(config.data)
     output = Path(config.output_dir)

@@ -112,7 +112,9 @@ def run_batch(
     pack: int = 4,
 ) -> dict:
     """Complete every item of ``source`` into ``output`` on ``engine``, ``pack`` items per packed completer call
-    (their objects and samples share the UNet batches); returns a summary (counts, seconds)."""
+    (their objects and samples share the UNet batches); returns a summary: ``items``, ``done``, ``failed``,
+    ``objects`` over the whole output folder (on the main process), ``processed``, ``failed_this_run`` and
+    ``skipped`` by this run, ``seconds``."""
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     started = time.perf_counter()
@@ -135,4 +137,5 @@ def run_batch(
         )
         state.wait_for_everyone()
         summary = run.finalize(items) if state.is_main_process else {}
-    return {**summary, **counts, "seconds": round(time.perf_counter() - started, 1)}
+    this_run = {"processed": counts["processed"], "failed_this_run": counts["failed"], "skipped": counts["skipped"]}
+    return {**summary, **this_run, "seconds": round(time.perf_counter() - started, 1)}

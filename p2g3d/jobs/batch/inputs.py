@@ -77,6 +77,8 @@ def read_items(source: str | os.PathLike, images: str | os.PathLike | None = Non
     """The items of a JSONL manifest, a COCO-style annotation file (with ``images``) or a folder (module docstring).
     Ids are made unique and file-name safe."""
     source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"no such folder or file: {source}")
     if source.is_dir():
         items = _folder_items(source)
     elif source.suffix == ".jsonl":
@@ -84,11 +86,13 @@ def read_items(source: str | os.PathLike, images: str | os.PathLike | None = Non
     elif source.suffix == ".json":
         if images is None:
             raise InputError(f"{source} is an annotation file: give its image folder with --images")
+        if not Path(images).is_dir():
+            raise FileNotFoundError(f"--images {images} is not a folder")
         items = _coco_items(source, Path(images))
     else:
         raise InputError(f"{source}: expected a folder, a .jsonl manifest or a COCO-style .json annotation file")
-    if not items:
-        raise InputError(f"{source} holds no item (no image with visible masks)")
+    if not any(item.masks for item in items):
+        raise InputError(f"{source} holds no object to complete (no image with a visible mask)")
     seen: set[str] = set()
     unique = []
     for index, item in enumerate(items):

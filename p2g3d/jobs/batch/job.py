@@ -55,3 +55,11 @@ def run_batch_job(job: BatchJob) -> dict:
         engine=job.engine,
         pack=job.pack,
     )
+
+
+def exit_status(summary: dict, job: BatchJob) -> tuple[int, str | None]:
+    """3 and a line when any item failed (the run finished the others), else 0."""
+    failed = summary.get("failed", 0)
+    if not failed:
+        return 0, None
+    return 3, f"{failed} of {summary['items']} items failed; the reasons are in {Path(job.output) / 'errors.jsonl'}"

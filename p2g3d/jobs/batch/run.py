@@ -50,7 +50,7 @@ class BatchRun:
         check_output_folder(self.output)
         record = self.output / "batch.json"
         if record.is_file():
-            saved = json.loads(record.read_text())
+            saved = read_record(record, "delete it, or use another output folder, to start the run again")
             changed = sorted(k for k in set(saved) | set(self.fingerprint) if saved.get(k) != self.fingerprint.get(k))
             if changed:
                 details = "; ".join(f"{k}: was {saved.get(k)!r}, now {self.fingerprint.get(k)!r}" for k in changed)
@@ -132,9 +132,10 @@ class BatchRun:
 
     def finalize(self, items: Sequence[BatchItem]) -> dict:
         """Rebuild ``results.jsonl``, ``amodal_annotations.json`` and ``errors.jsonl`` from the item folders."""
-        records = [json.loads((self.folder(i) / "done.json").read_text()) for i in items if self.is_done(i)]
+        redo = "delete it to redo that item"
+        records = [read_record(self.folder(i) / "done.json", redo) for i in items if self.is_done(i)]
         errors = [
-            json.loads((self.folder(i) / "error.json").read_text())
+            read_record(self.folder(i) / "error.json", redo)
             for i in items
             if not self.is_done(i) and (self.folder(i) / "error.json").is_file()
         ]
@@ -153,6 +154,17 @@ class BatchRun:
             "objects": sum(len(r["objects"]) for r in records),
             "output": str(self.output),
         }
+
+
+def read_record(path: Path, remedy: str) -> dict:
+    """A JSON record of the run; InputError naming the file and the ``remedy`` if it is not a JSON object."""
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path} is not valid JSON ({error}); {remedy}") from error
+    if not isinstance(record, dict):
+        raise InputError(f"{path} does not hold a JSON object; {remedy}")
+    return record
 
 
 def _mask_names(item: BatchItem) -> list[str]:
