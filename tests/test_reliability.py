@@ -103,7 +103,8 @@ def test_image_to_3d_rerun_with_fewer_masks_replaces_the_outputs(tiny_z123_dir, 
     assert main([*base, "--mask", str(scene["mask0"])]) == 0
     files = sorted(p.name for p in output.iterdir())
     assert files == ["object_00.glb", "object_00_preview.png", "summary.json"]
-    assert [o["object"] for o in json.loads((output / "summary.json").read_text())["objects"]] == [0]
+    summary = json.loads((output / "summary.json").read_text())
+    assert [o["object"] for o in summary["objects"]] == [0] and summary["model"] is None  # --no-complete
 
 
 def test_complete_without_a_model_says_so_once_and_records_embedded(scene, tmp_path, caplog):

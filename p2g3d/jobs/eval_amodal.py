@@ -47,6 +47,7 @@ def run_eval_amodal(job: EvalAmodalJob) -> dict:
     examples = examples_from_folder(job.data) if job.data else examples_from_cocoa(job.cocoa, job.images)
     completer = load_completer(job.model, job.completion, job.runtime)
     result = evaluate_amodal(completer, examples, seed=job.runtime.seed, limit=job.limit, group_by=job.group_by)
+    result = {"model": job.model.identity, **result}
     if job.output is not None:
         save_json(job.output, result)
     return result

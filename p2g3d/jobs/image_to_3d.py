@@ -36,6 +36,7 @@ def occluded_image_to_meshes(
     protocol: str = "triposr",
     seed: int = 0,
     item: str | int = 0,
+    model: str | None = None,
 ) -> list[dict]:
     """Complete every object of ``image`` and turn it into a mesh.
 
@@ -48,6 +49,7 @@ def occluded_image_to_meshes(
         ground_truth: a mesh (or path) to compare every object's mesh with under ``protocol``.
         seed, item: the base seed and the image's item id (its file stem in ``p2g3d image-to-3d``): object i is
             completed under the seed rule (:mod:`p2g3d.sampling`), and the backend gets ``object_seed(seed, item, i)``.
+        model: how ``summary.json`` names the completion model (``"embedded"``, a folder or hub id).
 
     Returns:
         One record per object: files, the input camera, the completion's occluded share and confidence, metrics.
@@ -79,7 +81,8 @@ def occluded_image_to_meshes(
         records.append(record)
         logger.info("object %d: %s", index, mesh_file)
     save_json(
-        output / "summary.json", {"objects": records, "completed": completer is not None, "seed": seed, "item": item}
+        output / "summary.json",
+        {"objects": records, "completed": completer is not None, "model": model, "seed": seed, "item": item},
     )
     remove_outputs(output, previous - {record[key] for record in records for key in ("mesh", "preview")})
     return records
@@ -162,6 +165,7 @@ def run_image_to_3d(job: ImageTo3DJob) -> list[dict]:
         protocol=job.protocol,
         seed=job.runtime.seed,
         item=Path(job.image).stem,
+        model=None if job.no_complete else job.model.identity,
     )
 
 
