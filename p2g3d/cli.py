@@ -137,6 +137,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, settings_class) -> N
         options = {"help": spec.metadata.get("help", "")}
         if flag.startswith("-"):
             names = ["-o", flag] if flag == "--output" else [flag]
+            names += list(spec.metadata.get("aliases", ()))
             options["dest"] = spec.name
         else:
             names = [spec.name]
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = "; rerun the same command to resume" if COMMANDS[args.command].resumes else ""
         print(f"p2g3d {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
-    except Exception as error:  # noqa: BLE001 - every error ends in one line; -v adds the traceback
+    except Exception as error:  # every error ends in one line; -v adds the traceback
         if args.verbose:
             traceback.print_exception(error, file=sys.stderr)
         message = " ".join(str(error).split()) or error.__class__.__name__

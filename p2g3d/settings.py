@@ -26,8 +26,9 @@ MAX_IMAGE_SIZE = 1024  # pixels per side of generated training images and of tra
 
 def option(default=None, flag: str | None = None, help: str = "", **extra):
     """A settings field with its command-line ``flag`` (``--name``, or a bare name for a positional argument) and
-    ``help``; ``extra`` may give ``choices``, ``type`` (the parser's type, e.g. ``Path``), ``required`` or
-    ``action="append"`` (a repeatable option: a list). Fields without a flag are Python-only."""
+    ``help``; ``extra`` may give ``choices``, ``type`` (the parser's type, e.g. ``Path``), ``required``,
+    ``action="append"`` (a repeatable option: a list) or ``aliases`` (other flags, kept for older command lines). Fields
+    without a flag are Python-only."""
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata={"flag": flag, "help": help, **extra})
     return field(default=default, metadata={"flag": flag, "help": help, **extra})

@@ -260,10 +260,13 @@ CASES = {
         "exists and is not a folder",
     ),
     "complete: 1000 samples": (lambda p: [*complete(p), "--samples", "1000"], "num_samples must be"),
-    "eval-amodal: COCOA without images": (lambda p: ["eval-amodal", "--cocoa", p["cocoa.json"]], "needs --images"),
-    "eval-amodal: bad COCOA file": (
-        lambda p: ["eval-amodal", "--cocoa", p["cocoa.json"], "--images", p["root"]],
-        "not a COCO-style",
+    "eval-amodal: annotations without images": (
+        lambda p: ["eval-amodal", "--cocoa", p["cocoa.json"]],
+        "--annotations needs --images",
+    ),
+    "eval-amodal: not an annotation file": (
+        lambda p: ["eval-amodal", "--annotations", p["cocoa.json"], "--images", p["root"]],
+        "fits none of the layouts: amodalapi",
     ),
     "eval-amodal: no dataset": (
         lambda p: ["eval-amodal", "--data", p["root"] + "/nope"],

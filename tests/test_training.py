@@ -16,10 +16,10 @@ from p2g3d.cli import main
 from p2g3d.completer import AmodalCompleter
 from p2g3d.datasets import FOLDERS, GestaltDataset, GestaltSample, write_dataset
 from p2g3d.evaluation.amodal import (
+    AnnotationExamples,
+    FolderExamples,
     convex_hull,
     evaluate_amodal,
-    examples_from_cocoa,
-    examples_from_folder,
 )
 from p2g3d.io import decode_segmentation
 from p2g3d.training.composite import composite_samples
@@ -118,7 +118,7 @@ def test_amodal_evaluation_and_baselines(dataset_dir, tiny_model_dir):
     hull = convex_hull(np.array([[1, 0, 1], [0, 0, 0], [1, 0, 1]], dtype=bool))
     assert hull.all()
     completer = AmodalCompleter.from_pretrained(tiny_model_dir, device="cpu", num_samples=2, num_inference_steps=3)
-    result = evaluate_amodal(completer, examples_from_folder(dataset_dir), limit=3, group_by="shape")
+    result = evaluate_amodal(completer, FolderExamples(dataset_dir), limit=3, group_by="shape")
     assert result["objects"] == 3 and result["samples"] == 2
     shapes = [GestaltDataset(dataset_dir)[i].factors["shape"] for i in range(3)]
     assert {name: group["objects"] for name, group in result["groups"].items()} == {s: shapes.count(s) for s in shapes}
@@ -143,7 +143,7 @@ def test_cocoa_annotations(tmp_path):
         ],
     }
     (tmp_path / "ann.json").write_text(json.dumps(annotation))
-    (example,) = list(examples_from_cocoa(tmp_path / "ann.json", tmp_path))
+    (example,) = list(AnnotationExamples(tmp_path / "ann.json", tmp_path))
     assert example.amodal_mask.sum() > example.visible_mask.sum() > 0
     assert not (example.visible_mask & ~example.amodal_mask).any()
     # Polygons are decoded as the COCO tools decode them: a 20 x 10 rectangle covers exactly 200 pixels (a

@@ -1,24 +1,32 @@
-"""Amodal segmentation evaluation: mIoU as in the pix2gestalt paper (Table 1), with baselines.
+"""Amodal segmentation evaluation: mIoU as in the pix2gestalt paper (Table 1), with baselines and breakdowns.
 
-For every object the completer draws N samples. Reported:
+For every object the completer draws N samples. Reported, as mean IoU over objects with the ground-truth amodal
+mask, in percent:
 
 * ``single``: the first sample's amodal mask;
 * ``vote``: the per-pixel majority over the N samples (united with the visible mask), what ``AmodalCompleter``
-  returns and what the paper's main numbers use;
+  returns (the maintainers' protocol votes over 16 samples);
 * ``best_of_n``: the best of the N samples against the ground truth (the paper's "best of 3");
 * baselines ``visible`` (the visible mask as the amodal mask) and ``convex_hull`` (its convex hull).
 
-mIoU is the mean over objects of the IoU with the ground-truth amodal mask, in percent. Each object is completed
-under the seed rule (:mod:`p2g3d.sampling`) with its example's ``item_id`` and ``object_index``, so it gets what
-``p2g3d complete`` / ``p2g3d batch`` give the same object of the same image file.
+``miou_inv_<method>`` is the IoU on the occluded region only (prediction minus the visible mask against the true
+invisible part), over the objects that have one: it says whether a method completes anything or only copies the
+visible mask (the visible baseline scores 0 there). Results are also broken down by occlusion rate (the share of the
+amodal mask that is hidden, bins :data:`OCCLUSION_BINS`) and by category when the file names them.
 
-Data: a pix2gestalt dataset folder (:class:`p2g3d.datasets.GestaltDataset`, e.g. the synthetic held-out set), or a
-COCO-style annotation file (:mod:`.readers`).
+Each object is completed under the seed rule (:mod:`p2g3d.sampling`) with its example's ``item_id`` and
+``object_index``, so it gets what ``p2g3d complete`` / ``p2g3d batch`` give the same object of the same image file.
+
+Data: a pix2gestalt dataset folder (:class:`p2g3d.datasets.GestaltDataset`, e.g. the synthetic held-out set), or an
+annotation file in any layout of :mod:`.readers` (:class:`AnnotationExamples`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,16 +38,67 @@ from ..datasets import GestaltDataset
 from ..errors import InputError
 from ..io import decode_segmentation, load_image
 from ..masks import mask_iou
-from .readers import AMODAL_FIELD, VISIBLE_FIELD, read_annotation_file
+from .readers import read_annotation_file
 
 METHODS = ("single", "vote", "best_of_n", "visible", "convex_hull")
+OCCLUSION_BINS = ((0, 10), (10, 30), (30, 50), (50, 100))  # percent of the amodal mask hidden, [low, high)
+EMPTY_VISIBLE_RULES = ("skip", "amodal-box")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A named evaluation protocol: the completion settings it fixes, the method it reports, what it is based on
+    and what is not known of the official one."""
+
+    name: str
+    num_samples: int
+    headline: str
+    mask_rule: str
+    keep_detached: bool
+    description: str
+    source: str
+    unknown: str
+
+
+UNKNOWN = (
+    "not published: whether stuff regions, fully hidden regions and which occlusion range count (here: every "
+    "region of the file with a visible part, unless --things-only / --empty-visible say otherwise), and the "
+    "framing of non-square images (here: the official squash)"
+)
+PROTOCOLS = {
+    "pix2gestalt-vote": Protocol(
+        "pix2gestalt-vote",
+        16,
+        "vote",
+        "official",
+        True,
+        "16 samples per object, per-pixel majority vote united with the visible mask; masks read as the official "
+        "code reads them (gray <= 250 in its channel order, every pixel kept)",
+        "the maintainers: 'sampling 16 variations, majority voting' (cvlab-columbia/pix2gestalt issue 19); the "
+        "paper's Table 1 (COCO-A 82.87, BSDS-A 80.76 mIoU)",
+        UNKNOWN,
+    ),
+    "pix2gestalt-best-of-3": Protocol(
+        "pix2gestalt-best-of-3",
+        3,
+        "best_of_n",
+        "official",
+        True,
+        "3 samples per object, the best of them against the ground truth (an upper bound, not a prediction); masks "
+        "read as the official code reads them",
+        "the paper's Table 1 'best of 3' (COCO-A 87.10, BSDS-A 85.68 mIoU); the maintainers: 'compute the best of 3 "
+        "with majority voting' (cvlab-columbia/pix2gestalt issue 6)",
+        UNKNOWN,
+    ),
+}
 
 
 @dataclass(frozen=True, eq=False)
 class AmodalExample:
     """An image, one object's visible mask and its ground-truth amodal mask (``(H, W)`` bool); ``item_id`` and
     ``object_index`` place it in the seed rule; ``factors``: what the example shows, when its dataset says (see
-    :mod:`p2g3d.training.composite`)."""
+    :mod:`p2g3d.training.composite`); ``category``: its category name, when the file says; ``image_path``: the
+    image file, when there is one (reports show it)."""
 
     image: np.ndarray
     visible_mask: np.ndarray
@@ -47,6 +106,8 @@ class AmodalExample:
     item_id: str | int = 0
     object_index: int = 0
     factors: dict | None = None
+    category: str | None = None
+    image_path: str | None = None
 
 
 def convex_hull(mask: np.ndarray) -> np.ndarray:
@@ -56,86 +117,276 @@ def convex_hull(mask: np.ndarray) -> np.ndarray:
     return convex_hull_image(mask) if mask.any() else mask.copy()
 
 
-def examples_from_folder(folder: str | os.PathLike) -> Iterator[AmodalExample]:
-    """Examples of a pix2gestalt dataset folder (occluded scene, visible mask, whole mask; item id: the sample's
-    name); the folder is checked at once, the samples are read one by one."""
-    dataset = GestaltDataset(folder)
-    return (
-        AmodalExample(s.occluded, s.visible_mask, s.whole_mask, Path(name).stem, 0, s.factors)
-        for name, s in zip(dataset.names, dataset)
-    )
+class FolderExamples:
+    """The examples of a pix2gestalt dataset folder (occluded scene, visible mask, whole mask; item id: the sample's
+    name), with their factors; the folder is checked at once, the samples are read one by one."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.dataset = GestaltDataset(folder)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __iter__(self) -> Iterator[AmodalExample]:
+        for name, s in zip(self.dataset.names, self.dataset):
+            image = str(self.dataset.folder / "occlusion" / name)
+            yield AmodalExample(s.occluded, s.visible_mask, s.whole_mask, Path(name).stem, 0, s.factors, None, image)
 
 
-def examples_from_cocoa(annotation_file: str | os.PathLike, image_root: str | os.PathLike) -> Iterator[AmodalExample]:
-    """Examples of a COCO-style annotation file: one per annotation with both ``segmentation`` (amodal) and
-    ``inmodal_seg`` (visible); item id: the image's file stem, object index: the annotation's position in its
-    image. The file is read and checked at once; images are read one by one."""
-    images = read_annotation_file(annotation_file)
-    selected = [
-        (image, index, annotation)
-        for image in images
-        for index, annotation in enumerate(image.annotations)
-        if VISIBLE_FIELD in annotation and AMODAL_FIELD in annotation
-    ]
-    if not selected:
-        raise InputError(f"{annotation_file} holds no annotation with both {AMODAL_FIELD!r} and {VISIBLE_FIELD!r}")
-    return (
-        AmodalExample(
-            load_image(Path(image_root) / image.file_name),
-            decode_segmentation(annotation[VISIBLE_FIELD], image.height, image.width),
-            decode_segmentation(annotation[AMODAL_FIELD], image.height, image.width),
-            image.stem,
-            index,
-        )
-        for image, index, annotation in selected
+def box_mask(mask: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool filling the bounding box of ``mask``'s True pixels."""
+    rows, cols = np.nonzero(mask)
+    box = np.zeros_like(mask, dtype=bool)
+    if len(rows):
+        box[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = True
+    return box
+
+
+class AnnotationExamples:
+    """The examples of an annotation file (:mod:`.readers`: amodalAPI, KINS, COCOA-cls), one per object with both
+    masks; item id: the image's file stem, object index: the object's position in its image. The file is read and
+    checked at once; images are read one by one, once each.
+
+    Args:
+        annotation_file, image_root: the file and the folder its file names are relative to.
+        layout: one of :data:`~.readers.LAYOUTS`, or None to detect it.
+        empty_visible: what to do with an object whose visible mask is empty (fully hidden): ``"skip"`` it, or use
+            its ``"amodal-box"`` (the bounding box of the amodal mask, as PCNet's evaluation locates such objects)
+            as the visible mask.
+        things_only: leave out the regions the file marks as stuff (amodalAPI ``isStuff``).
+
+    Attributes:
+        skipped: ``{reason: count}`` of the objects left out (malformed polygons, empty visible masks, stuff, no
+            ground truth), filled as the file is read and iterated.
+        replaced: ``{rule: count}`` of the objects whose visible mask the ``empty_visible`` rule replaced.
+    """
+
+    def __init__(
+        self,
+        annotation_file: str | os.PathLike,
+        image_root: str | os.PathLike,
+        *,
+        layout: str | None = None,
+        empty_visible: str = "skip",
+        things_only: bool = False,
+    ):
+        if empty_visible not in EMPTY_VISIBLE_RULES:
+            raise InputError(f"empty_visible must be one of {', '.join(EMPTY_VISIBLE_RULES)}, got {empty_visible!r}")
+        self.file = read_annotation_file(annotation_file, layout)
+        self.image_root = Path(image_root)
+        self.empty_visible, self.things_only = empty_visible, things_only
+        self.skipped: Counter = Counter(self.file.skipped)
+        self.replaced: Counter = Counter()
+        if not any(obj.amodal is not None for image in self.file.images for obj in image.objects):
+            raise InputError(f"{annotation_file} holds no object with an amodal ground truth")
+
+    @property
+    def layout(self) -> str:
+        return self.file.layout
+
+    def __len__(self) -> int:
+        return self.file.object_count
+
+    def __iter__(self) -> Iterator[AmodalExample]:
+        for image in self.file.images:
+            pixels = None
+            for index, obj in enumerate(image.objects):
+                if obj.amodal is None:
+                    self.skipped["no amodal ground truth"] += 1
+                    continue
+                if self.things_only and obj.is_stuff:
+                    self.skipped["stuff region"] += 1
+                    continue
+                try:
+                    amodal = decode_segmentation(obj.amodal, image.height, image.width)
+                    visible = (
+                        amodal if obj.visible is None else decode_segmentation(obj.visible, image.height, image.width)
+                    )
+                except InputError:
+                    self.skipped["undecodable segmentation"] += 1
+                    continue
+                if not visible.any():
+                    if self.empty_visible == "skip":
+                        self.skipped["empty visible mask"] += 1
+                        continue
+                    visible = box_mask(amodal)
+                    self.replaced[self.empty_visible] += 1
+                if pixels is None:
+                    pixels = load_image(self.image_root / image.file_name)
+                path = str(self.image_root / image.file_name)
+                yield AmodalExample(pixels, visible, amodal, image.stem, index, category=obj.category, image_path=path)
+
+
+def occluded_share(visible: np.ndarray, amodal: np.ndarray) -> float:
+    """The share of the amodal mask that is not visible, in [0, 1]."""
+    area = int(amodal.sum())
+    return 0.0 if area == 0 else 1.0 - int((visible & amodal).sum()) / area
+
+
+def occlusion_bin(share: float) -> str:
+    """The :data:`OCCLUSION_BINS` label (``"10-30%"``) of an occluded share in [0, 1]."""
+    percent = 100.0 * share
+    low, high = next(((low, high) for low, high in OCCLUSION_BINS if percent < high), OCCLUSION_BINS[-1])
+    return f"{low}-{high}%"
+
+
+def invisible_iou(prediction: np.ndarray, visible: np.ndarray, amodal: np.ndarray) -> float | None:
+    """IoU of the predicted and the true invisible parts (both minus the visible mask); None when the object has
+    no invisible part."""
+    truth = amodal & ~visible
+    if not truth.any():
+        return None
+    return mask_iou(prediction & ~visible, truth)
+
+
+def score_example(completer, example: AmodalExample, seed: int = 0) -> dict:
+    """Complete one example and score it: the record :func:`summarize` aggregates (JSON-ready).
+
+    Holds the example's ids, category, factors and occluded share, each method's IoU (``ious``) and invisible-part IoU
+    (``inverse``, None without an invisible part), the IoU of the vote and of the best sample over the first n samples
+    for n = 1..N (``vote_by_n``, ``best_by_n``), and the vote, visible and true masks as RLE (for the report's
+    sheet)."""
+    from ..io import encode_rle
+    from ..masks import majority_vote
+
+    (result,) = completer(
+        example.image,
+        example.visible_mask,
+        seed=seed,
+        item=example.item_id,
+        object_ids=[example.object_index],
+        show_progress=False,
     )
+    visible, truth = example.visible_mask, example.amodal_mask
+    samples = np.stack([mask | visible for mask in result.sample_masks])
+    sample_ious = [mask_iou(mask, truth) for mask in samples]
+    predictions = {
+        "single": samples[0],
+        "vote": result.amodal_mask,
+        "best_of_n": samples[int(np.argmax(sample_ious))],
+        "visible": visible,
+        "convex_hull": convex_hull(visible),
+    }
+    votes = [majority_vote(result.sample_masks[:n]) | visible for n in range(1, len(samples) + 1)]
+    return {
+        "item": example.item_id,
+        "object": example.object_index,
+        "image": example.image_path,
+        "category": example.category,
+        "factors": example.factors,
+        "occluded_share": occluded_share(visible, truth),
+        "ious": {method: mask_iou(mask, truth) for method, mask in predictions.items()},
+        "inverse": {method: invisible_iou(mask, visible, truth) for method, mask in predictions.items()},
+        "vote_by_n": [mask_iou(vote, truth) for vote in votes],
+        "best_by_n": [max(sample_ious[:n]) for n in range(1, len(samples) + 1)],
+        "vote_rle": encode_rle(result.amodal_mask),
+        "visible_rle": encode_rle(visible),
+        "amodal_rle": encode_rle(truth),
+    }
+
+
+def record_key(record: dict) -> tuple[str, int]:
+    """The object a record is of: ``(item, object)``."""
+    return str(record["item"]), int(record["object"])
+
+
+def read_records(path: Path) -> dict[tuple[str, int], dict]:
+    """The records an earlier (possibly killed) run appended to ``path``; a torn last line is dropped."""
+    records = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the line a kill cut short: that object is scored again
+            records[record_key(record)] = record
+    return records
+
+
+def score_examples(
+    completer, examples, *, seed: int = 0, limit: int | None = None, records: str | os.PathLike | None = None
+) -> list[dict]:
+    """:func:`score_example` of every example with a visible part (at most ``limit``), with a progress bar and ETA.
+
+    With ``records`` (a JSONL file), every scored object is appended there as it is done, and a rerun scores only
+    the objects not in it yet: a killed evaluation continues, and ends with the numbers of an uninterrupted one (each
+    object's samples depend only on the seed rule)."""
+    path = None if records is None else Path(records)
+    done = read_records(path) if path is not None else {}
+    total = len(examples) if hasattr(examples, "__len__") else None
+    if limit is not None and total is not None:
+        total = min(total, limit)
+    scored = []
+    with open(path, "a") if path is not None else contextlib.nullcontext() as log:
+        progress = tqdm(examples, desc="amodal evaluation", unit="object", total=total, smoothing=0.1)
+        for index, example in enumerate(progress):
+            if limit is not None and index >= limit:
+                break
+            if not example.visible_mask.any():
+                continue
+            record = done.get((str(example.item_id), int(example.object_index)))
+            if record is None:
+                record = score_example(completer, example, seed)
+                if log is not None:
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+            scored.append(record)
+    return scored
 
 
 def evaluate_amodal(
-    completer, examples, *, seed: int = 0, limit: int | None = None, group_by: str | None = None
+    completer,
+    examples,
+    *,
+    seed: int = 0,
+    limit: int | None = None,
+    group_by: str | None = None,
+    records: str | os.PathLike | None = None,
 ) -> dict:
-    """mIoU (percent) of each method over the examples; ``completer.settings.num_samples`` samples per object.
+    """mIoU (percent) of each method over the examples; ``completer.settings.num_samples`` samples per object:
+    :func:`summarize` of :func:`score_examples` (``records``: the resumable JSONL file), with ``skipped`` and
+    ``replaced`` from :class:`AnnotationExamples`."""
+    scored = score_examples(completer, examples, seed=seed, limit=limit, records=records)
+    return summarize(scored, completer.settings.num_samples, group_by, examples)
 
-    ``group_by``: also report each value of this factor on its own under ``"groups"`` (e.g. ``"held_out"`` for the
-    out-of-distribution set, ``"shape"``); examples without the factor count as ``"unknown"``.
-    """
-    scores: dict[str, dict[str, list[float]]] = {}
-    for index, example in enumerate(tqdm(examples, desc="amodal evaluation", unit="object")):
-        if limit is not None and index >= limit:
-            break
-        if not example.visible_mask.any():
-            continue
-        (result,) = completer(
-            example.image,
-            example.visible_mask,
-            seed=seed,
-            item=example.item_id,
-            object_ids=[example.object_index],
-            show_progress=False,
-        )
-        truth = example.amodal_mask
-        sample_ious = [mask_iou(mask | example.visible_mask, truth) for mask in result.sample_masks]
-        row = {
-            "single": sample_ious[0],
-            "vote": mask_iou(result.amodal_mask, truth),
-            "best_of_n": max(sample_ious),
-            "visible": mask_iou(example.visible_mask, truth),
-            "convex_hull": mask_iou(convex_hull(example.visible_mask), truth),
-        }
-        groups = ["all"]
-        if group_by is not None:
-            groups.append(str((example.factors or {}).get(group_by, "unknown")))
-        for group in groups:
-            for method, value in row.items():
-                scores.setdefault(group, {m: [] for m in METHODS})[method].append(value)
-    if "all" not in scores:
+
+def summarize(records: list[dict], num_samples: int, group_by: str | None = None, examples=None) -> dict:
+    """The scores of :func:`score_example` records: overall (``miou_<method>``, ``miou_inv_<method>``, ``objects``,
+    ``occluded_objects``, ``miou_vote_by_n`` and ``miou_best_by_n`` for n = 1..N), ``by_occlusion`` (per
+    :data:`OCCLUSION_BINS` bin), ``by_category`` (when records name categories), and with ``group_by`` each value of
+    that factor under ``"groups"`` (records without the factor count as ``"unknown"``); ``skipped`` and ``replaced``
+    of the ``examples`` (:class:`AnnotationExamples`) when given."""
+    if not records:
         raise InputError("no example with a non-empty visible mask to evaluate")
-    summary = {name: _summary(values) for name, values in scores.items()}
-    result = {**summary.pop("all"), "samples": completer.settings.num_samples}
+    groups: dict[str, list[dict]] = {}
+    for record in records:
+        names = ["all", f"occlusion:{occlusion_bin(record['occluded_share'])}"]
+        if record.get("category") is not None:
+            names.append(f"category:{record['category']}")
+        if group_by is not None:
+            names.append(f"factor:{(record.get('factors') or {}).get(group_by, 'unknown')}")
+        for name in names:
+            groups.setdefault(name, []).append(record)
+    summary = {name: _summary(members) for name, members in groups.items()}
+    result = {**summary.pop("all"), "samples": num_samples}
+    result["miou_vote_by_n"] = [100.0 * float(v) for v in np.mean([r["vote_by_n"] for r in records], axis=0)]
+    result["miou_best_by_n"] = [100.0 * float(v) for v in np.mean([r["best_by_n"] for r in records], axis=0)]
+    bins = [f"{low}-{high}%" for low, high in OCCLUSION_BINS]
+    result["by_occlusion"] = {b: summary[f"occlusion:{b}"] for b in bins if f"occlusion:{b}" in summary}
+    categories = {k.split(":", 1)[1]: v for k, v in summary.items() if k.startswith("category:")}
+    if categories:
+        result["by_category"] = dict(sorted(categories.items()))
     if group_by is not None:
-        result["groups"] = dict(sorted(summary.items()))
+        result["groups"] = dict(sorted((k.split(":", 1)[1], v) for k, v in summary.items() if k.startswith("factor:")))
+    result["skipped"] = dict(getattr(examples, "skipped", {}))
+    result["replaced"] = dict(getattr(examples, "replaced", {}))
     return result
 
 
-def _summary(scores: dict[str, list[float]]) -> dict:
-    return {**{f"miou_{m}": 100.0 * float(np.mean(v)) for m, v in scores.items()}, "objects": len(scores["vote"])}
+def _summary(records: list[dict]) -> dict:
+    """Mean IoU (percent) of each method, and on the invisible part over the objects that have one."""
+    summary = {f"miou_{m}": 100.0 * float(np.mean([r["ious"][m] for r in records])) for m in METHODS}
+    occluded = [r["inverse"] for r in records if r["inverse"]["vote"] is not None]
+    for method in METHODS:
+        summary[f"miou_inv_{method}"] = 100.0 * float(np.mean([i[method] for i in occluded])) if occluded else None
+    return {**summary, "objects": len(records), "occluded_objects": len(occluded)}

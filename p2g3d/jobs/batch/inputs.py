@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InputError
-from ...evaluation.readers import read_annotation_file, visible_segmentation
+from ...evaluation.readers import read_annotation_file
 from ...io import decode_segmentation, load_image, load_mask, object_masks
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -132,13 +132,13 @@ def _manifest_items(manifest: Path) -> list[BatchItem]:
 
 def _coco_items(annotation_file: Path, images: Path) -> list[BatchItem]:
     items = []
-    for image in read_annotation_file(annotation_file):
+    for image in read_annotation_file(annotation_file, skip_malformed=False).images:
         items.append(
             BatchItem(
                 image.stem,
                 images / image.file_name,
-                tuple(visible_segmentation(a) for a in image.annotations),
-                tuple(a.get("id", index) for index, a in enumerate(image.annotations)),
+                tuple(obj.amodal if obj.visible is None else obj.visible for obj in image.objects),
+                tuple(obj.label for obj in image.objects),
                 (image.height, image.width),
                 (("id", image.image_id), ("file_name", image.file_name)),
             )
