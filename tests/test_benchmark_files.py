@@ -12,7 +12,8 @@ import pytest
 from pycocotools import mask as coco_mask
 
 from p2g3d.cli import main
-from p2g3d.evaluation.amodal import AnnotationExamples, invisible_iou, occluded_share, occlusion_bin
+from p2g3d.evaluation.amodal import invisible_iou, occluded_share, occlusion_bin
+from p2g3d.evaluation.examples import AnnotationExamples
 from p2g3d.evaluation.readers import detect_layout, read_annotation_file
 
 H, W = 40, 60
@@ -181,15 +182,15 @@ def test_eval_amodal_on_an_amodalapi_file_matches_pycocotools(files, tiny_model_
 
 
 def test_the_report_folder_resumes_to_the_numbers_of_an_uninterrupted_run(files, tiny_model_dir, capsys):
-    """-o writes the page, tables, plots and the best/worst sheet; a run cut short (here: --limit 1, then a torn
-    record line, as a kill leaves it) continues to the numbers of an uninterrupted run; a preset fixes the samples
-    and is recorded; other settings in the same folder are refused."""
+    """-o writes the page, tables, plots and the best/worst sheet; a run cut short (here: one image's records
+    deleted, as a kill before its last write leaves it) continues to the numbers of an uninterrupted run; a preset
+    fixes the samples and is recorded; other settings in the same folder are refused."""
     base = ["eval-amodal", "--annotations", str(files / "amodal.json"), "--images", str(files)]
     base += ["--model", str(tiny_model_dir), "--device", "cpu", "--steps", "2", "--preset", "pix2gestalt-best-of-3"]
     assert main([*base, "-o", str(files / "straight")]) == 0
     straight = json.loads(capsys.readouterr().out)
     report = files / "straight"
-    expected = {"index.html", "report.md", "result.json", "objects.jsonl", "evaluation.json", "best_worst.png"}
+    expected = {"index.html", "report.md", "result.json", "objects.jsonl", "evaluation.json", "best_worst.png", "items"}
     assert expected | {"miou_by_occlusion.png", "miou_by_samples.png"} == {p.name for p in report.iterdir()}
     assert (
         "<table>" in (report / "index.html").read_text()
@@ -199,12 +200,60 @@ def test_the_report_folder_resumes_to_the_numbers_of_an_uninterrupted_run(files,
     assert straight["samples"] == 3 and straight["protocol"]["name"] == "pix2gestalt-best-of-3"
     assert straight["miou_best_by_n"][-1] == pytest.approx(straight["miou_best_of_n"])
     assert straight["miou_vote_by_n"][-1] == pytest.approx(straight["miou_vote"])
-    assert main([*base, "-o", str(files / "resumed"), "--limit", "1"]) == 0
-    with open(files / "resumed" / "objects.jsonl", "a") as log:
-        log.write('{"item": "img", "obj')  # a line cut short by a kill
+    import shutil
+
+    shutil.copytree(report, files / "resumed")
+    (files / "resumed" / "items" / "img" / "records.json").unlink()
     capsys.readouterr()
     assert main([*base, "-o", str(files / "resumed")]) == 0
-    resumed = json.loads(capsys.readouterr().out)
-    assert resumed == straight
+    assert json.loads(capsys.readouterr().out) == straight
     assert main([*base, "-o", str(files / "resumed"), "--seed", "1"]) == 2
     assert "other settings (seed: was 0, now 1)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("layout", ["cocoa-cls", "kins", "amodalapi"])
+def test_a_dataset_folder_written_in_each_layout_reads_back(tmp_path, layout):
+    """The same objects through every reader: RLE layouts exactly, polygon layouts up to their traced edges."""
+    from p2g3d.datasets import GestaltDataset, write_dataset
+    from p2g3d.evaluation.writers import write_annotation_file
+    from p2g3d.masks import mask_iou
+    from p2g3d.training.composite import composite_samples
+
+    folder = write_dataset(composite_samples(seed=3, count=4, image_size=48), tmp_path / "data")
+    write_annotation_file(folder, layout, tmp_path / "ann.json")
+    examples = list(AnnotationExamples(tmp_path / "ann.json", folder))
+    dataset = GestaltDataset(folder)
+    assert [e.item_id for e in examples] == [Path(n).stem for n in dataset.names]
+    for example, sample in zip(examples, dataset):
+        if layout == "cocoa-cls":
+            np.testing.assert_array_equal(example.amodal_mask, sample.whole_mask)
+        assert mask_iou(example.amodal_mask, sample.whole_mask) > 0.85
+        assert mask_iou(example.visible_mask, sample.visible_mask) > (0.999 if layout != "kins" else 0.8)
+
+
+def test_eval_amodal_resumes_and_the_engines_agree(tmp_path, tiny_model_dir, capsys):
+    """Four images: two records deleted (a killed run) are redone and the others reused, to the numbers of an
+    uninterrupted run; the accelerate engine (one process, no launcher) and packs of 3 give the same numbers."""
+    import shutil
+
+    from p2g3d.datasets import write_dataset
+    from p2g3d.training.composite import composite_samples
+
+    folder = write_dataset(composite_samples(seed=5, count=4, image_size=48), tmp_path / "data")
+    base = ["eval-amodal", "--data", str(folder), "--model", str(tiny_model_dir), "--device", "cpu"]
+    base += ["--steps", "2", "--samples", "2", "--pack", "2"]  # packs [0, 1] and [2, 3]: a pack is redone whole
+    assert main([*base, "-o", str(tmp_path / "straight")]) == 0
+    straight = json.loads(capsys.readouterr().out)
+    assert straight["objects"] == 4
+    shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
+    kept = sorted((tmp_path / "resumed" / "items").iterdir())
+    for item in kept[:2]:
+        (item / "records.json").unlink()
+    before = {item.name: (item / "records.json").stat().st_mtime_ns for item in kept[2:]}
+    assert main([*base, "-o", str(tmp_path / "resumed")]) == 0
+    assert json.loads(capsys.readouterr().out) == straight
+    assert before == {item.name: (item / "records.json").stat().st_mtime_ns for item in kept[2:]}  # reused
+    assert main([*base[:-1], "3", "--engine", "accelerate"]) == 0
+    accelerated = json.loads(capsys.readouterr().out)
+    assert accelerated["miou_vote"] == pytest.approx(straight["miou_vote"], abs=0.5)
+    assert accelerated["miou_visible"] == straight["miou_visible"]

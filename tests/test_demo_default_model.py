@@ -75,7 +75,8 @@ def test_cli_complete_uses_the_embedded_model_without_model(tmp_path):
 
 
 def _scores(folder, **settings):
-    from p2g3d.evaluation.amodal import FolderExamples, evaluate_amodal
+    from p2g3d.evaluation.amodal import evaluate_amodal
+    from p2g3d.evaluation.examples import FolderExamples
 
     completer = AmodalCompleter.from_pretrained(device="cpu", num_samples=3, num_inference_steps=20, **settings)
     return evaluate_amodal(completer, FolderExamples(folder))

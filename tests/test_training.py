@@ -15,12 +15,8 @@ from p2g3d import Pix2GestaltPipeline
 from p2g3d.cli import main
 from p2g3d.completer import AmodalCompleter
 from p2g3d.datasets import FOLDERS, GestaltDataset, GestaltSample, write_dataset
-from p2g3d.evaluation.amodal import (
-    AnnotationExamples,
-    FolderExamples,
-    convex_hull,
-    evaluate_amodal,
-)
+from p2g3d.evaluation.amodal import convex_hull, evaluate_amodal
+from p2g3d.evaluation.examples import AnnotationExamples, FolderExamples
 from p2g3d.io import decode_segmentation
 from p2g3d.training.composite import composite_samples
 from p2g3d.training.gestalt import ENCODED_DATASET

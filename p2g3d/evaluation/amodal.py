@@ -17,32 +17,23 @@ amodal mask that is hidden, bins :data:`OCCLUSION_BINS`) and by category when th
 Each object is completed under the seed rule (:mod:`p2g3d.sampling`) with its example's ``item_id`` and
 ``object_index``, so it gets what ``p2g3d complete`` / ``p2g3d batch`` give the same object of the same image file.
 
-Data: a pix2gestalt dataset folder (:class:`p2g3d.datasets.GestaltDataset`, e.g. the synthetic held-out set), or an
-annotation file in any layout of :mod:`.readers` (:class:`AnnotationExamples`).
+Data: the examples of :mod:`.examples`, from a pix2gestalt dataset folder (e.g. the synthetic held-out set) or an
+annotation file in any layout of :mod:`.readers`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..datasets import GestaltDataset
 from ..errors import InputError
-from ..io import decode_segmentation, load_image
 from ..masks import mask_iou
-from .readers import read_annotation_file
+from .examples import AmodalExample
 
 METHODS = ("single", "vote", "best_of_n", "visible", "convex_hull")
 OCCLUSION_BINS = ((0, 10), (10, 30), (30, 50), (50, 100))  # percent of the amodal mask hidden, [low, high)
-EMPTY_VISIBLE_RULES = ("skip", "amodal-box")
 
 
 @dataclass(frozen=True)
@@ -93,128 +84,11 @@ PROTOCOLS = {
 }
 
 
-@dataclass(frozen=True, eq=False)
-class AmodalExample:
-    """An image, one object's visible mask and its ground-truth amodal mask (``(H, W)`` bool); ``item_id`` and
-    ``object_index`` place it in the seed rule; ``factors``: what the example shows, when its dataset says (see
-    :mod:`p2g3d.training.composite`); ``category``: its category name, when the file says; ``image_path``: the
-    image file, when there is one (reports show it)."""
-
-    image: np.ndarray
-    visible_mask: np.ndarray
-    amodal_mask: np.ndarray
-    item_id: str | int = 0
-    object_index: int = 0
-    factors: dict | None = None
-    category: str | None = None
-    image_path: str | None = None
-
-
 def convex_hull(mask: np.ndarray) -> np.ndarray:
     """``(H, W)`` bool convex hull of the True pixels."""
     from skimage.morphology import convex_hull_image
 
     return convex_hull_image(mask) if mask.any() else mask.copy()
-
-
-class FolderExamples:
-    """The examples of a pix2gestalt dataset folder (occluded scene, visible mask, whole mask; item id: the sample's
-    name), with their factors; the folder is checked at once, the samples are read one by one."""
-
-    def __init__(self, folder: str | os.PathLike):
-        self.dataset = GestaltDataset(folder)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __iter__(self) -> Iterator[AmodalExample]:
-        for name, s in zip(self.dataset.names, self.dataset):
-            image = str(self.dataset.folder / "occlusion" / name)
-            yield AmodalExample(s.occluded, s.visible_mask, s.whole_mask, Path(name).stem, 0, s.factors, None, image)
-
-
-def box_mask(mask: np.ndarray) -> np.ndarray:
-    """``(H, W)`` bool filling the bounding box of ``mask``'s True pixels."""
-    rows, cols = np.nonzero(mask)
-    box = np.zeros_like(mask, dtype=bool)
-    if len(rows):
-        box[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = True
-    return box
-
-
-class AnnotationExamples:
-    """The examples of an annotation file (:mod:`.readers`: amodalAPI, KINS, COCOA-cls), one per object with both
-    masks; item id: the image's file stem, object index: the object's position in its image. The file is read and
-    checked at once; images are read one by one, once each.
-
-    Args:
-        annotation_file, image_root: the file and the folder its file names are relative to.
-        layout: one of :data:`~.readers.LAYOUTS`, or None to detect it.
-        empty_visible: what to do with an object whose visible mask is empty (fully hidden): ``"skip"`` it, or use
-            its ``"amodal-box"`` (the bounding box of the amodal mask, as PCNet's evaluation locates such objects)
-            as the visible mask.
-        things_only: leave out the regions the file marks as stuff (amodalAPI ``isStuff``).
-
-    Attributes:
-        skipped: ``{reason: count}`` of the objects left out (malformed polygons, empty visible masks, stuff, no
-            ground truth), filled as the file is read and iterated.
-        replaced: ``{rule: count}`` of the objects whose visible mask the ``empty_visible`` rule replaced.
-    """
-
-    def __init__(
-        self,
-        annotation_file: str | os.PathLike,
-        image_root: str | os.PathLike,
-        *,
-        layout: str | None = None,
-        empty_visible: str = "skip",
-        things_only: bool = False,
-    ):
-        if empty_visible not in EMPTY_VISIBLE_RULES:
-            raise InputError(f"empty_visible must be one of {', '.join(EMPTY_VISIBLE_RULES)}, got {empty_visible!r}")
-        self.file = read_annotation_file(annotation_file, layout)
-        self.image_root = Path(image_root)
-        self.empty_visible, self.things_only = empty_visible, things_only
-        self.skipped: Counter = Counter(self.file.skipped)
-        self.replaced: Counter = Counter()
-        if not any(obj.amodal is not None for image in self.file.images for obj in image.objects):
-            raise InputError(f"{annotation_file} holds no object with an amodal ground truth")
-
-    @property
-    def layout(self) -> str:
-        return self.file.layout
-
-    def __len__(self) -> int:
-        return self.file.object_count
-
-    def __iter__(self) -> Iterator[AmodalExample]:
-        for image in self.file.images:
-            pixels = None
-            for index, obj in enumerate(image.objects):
-                if obj.amodal is None:
-                    self.skipped["no amodal ground truth"] += 1
-                    continue
-                if self.things_only and obj.is_stuff:
-                    self.skipped["stuff region"] += 1
-                    continue
-                try:
-                    amodal = decode_segmentation(obj.amodal, image.height, image.width)
-                    visible = (
-                        amodal if obj.visible is None else decode_segmentation(obj.visible, image.height, image.width)
-                    )
-                except InputError:
-                    self.skipped["undecodable segmentation"] += 1
-                    continue
-                if not visible.any():
-                    if self.empty_visible == "skip":
-                        self.skipped["empty visible mask"] += 1
-                        continue
-                    visible = box_mask(amodal)
-                    self.replaced[self.empty_visible] += 1
-                if pixels is None:
-                    pixels = load_image(self.image_root / image.file_name)
-                path = str(self.image_root / image.file_name)
-                yield AmodalExample(pixels, visible, amodal, image.stem, index, category=obj.category, image_path=path)
 
 
 def occluded_share(visible: np.ndarray, amodal: np.ndarray) -> float:
@@ -240,15 +114,7 @@ def invisible_iou(prediction: np.ndarray, visible: np.ndarray, amodal: np.ndarra
 
 
 def score_example(completer, example: AmodalExample, seed: int = 0) -> dict:
-    """Complete one example and score it: the record :func:`summarize` aggregates (JSON-ready).
-
-    Holds the example's ids, category, factors and occluded share, each method's IoU (``ious``) and invisible-part IoU
-    (``inverse``, None without an invisible part), the IoU of the vote and of the best sample over the first n samples
-    for n = 1..N (``vote_by_n``, ``best_by_n``), and the vote, visible and true masks as RLE (for the report's
-    sheet)."""
-    from ..io import encode_rle
-    from ..masks import majority_vote
-
+    """Complete one example (seed rule: its item id and object index) and score it (:func:`score_completion`)."""
     (result,) = completer(
         example.image,
         example.visible_mask,
@@ -257,6 +123,20 @@ def score_example(completer, example: AmodalExample, seed: int = 0) -> dict:
         object_ids=[example.object_index],
         show_progress=False,
     )
+    return score_completion(result, example)
+
+
+def score_completion(result, example: AmodalExample) -> dict:
+    """Score an example's completion (an :class:`~p2g3d.types.AmodalObject`): the record :func:`summarize`
+    aggregates (JSON-ready).
+
+    Holds the example's ids, category, factors and occluded share, each method's IoU (``ious``) and invisible-part IoU
+    (``inverse``, None without an invisible part), the IoU of the vote and of the best sample over the first n samples
+    for n = 1..N (``vote_by_n``, ``best_by_n``), and the vote, visible and true masks as RLE (for the report's
+    sheet)."""
+    from ..io import encode_rle
+    from ..masks import majority_vote
+
     visible, truth = example.visible_mask, example.amodal_mask
     samples = np.stack([mask | visible for mask in result.sample_masks])
     sample_ious = [mask_iou(mask, truth) for mask in samples]
@@ -285,69 +165,23 @@ def score_example(completer, example: AmodalExample, seed: int = 0) -> dict:
     }
 
 
-def record_key(record: dict) -> tuple[str, int]:
-    """The object a record is of: ``(item, object)``."""
-    return str(record["item"]), int(record["object"])
-
-
-def read_records(path: Path) -> dict[tuple[str, int], dict]:
-    """The records an earlier (possibly killed) run appended to ``path``; a torn last line is dropped."""
-    records = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # the line a kill cut short: that object is scored again
-            records[record_key(record)] = record
-    return records
-
-
-def score_examples(
-    completer, examples, *, seed: int = 0, limit: int | None = None, records: str | os.PathLike | None = None
-) -> list[dict]:
-    """:func:`score_example` of every example with a visible part (at most ``limit``), with a progress bar and ETA.
-
-    With ``records`` (a JSONL file), every scored object is appended there as it is done, and a rerun scores only
-    the objects not in it yet: a killed evaluation continues, and ends with the numbers of an uninterrupted one (each
-    object's samples depend only on the seed rule)."""
-    path = None if records is None else Path(records)
-    done = read_records(path) if path is not None else {}
+def evaluate_amodal(
+    completer, examples, *, seed: int = 0, limit: int | None = None, group_by: str | None = None
+) -> dict:
+    """mIoU (percent) of each method over the examples (at most ``limit``, with a progress bar and ETA),
+    ``completer.settings.num_samples`` samples per object: :func:`summarize` of :func:`score_example` of each, in
+    this process. ``p2g3d eval-amodal`` runs the same scoring on the batch engines, resumably
+    (:mod:`p2g3d.jobs.eval_amodal`)."""
     total = len(examples) if hasattr(examples, "__len__") else None
     if limit is not None and total is not None:
         total = min(total, limit)
-    scored = []
-    with open(path, "a") if path is not None else contextlib.nullcontext() as log:
-        progress = tqdm(examples, desc="amodal evaluation", unit="object", total=total, smoothing=0.1)
-        for index, example in enumerate(progress):
-            if limit is not None and index >= limit:
-                break
-            if not example.visible_mask.any():
-                continue
-            record = done.get((str(example.item_id), int(example.object_index)))
-            if record is None:
-                record = score_example(completer, example, seed)
-                if log is not None:
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
-            scored.append(record)
-    return scored
-
-
-def evaluate_amodal(
-    completer,
-    examples,
-    *,
-    seed: int = 0,
-    limit: int | None = None,
-    group_by: str | None = None,
-    records: str | os.PathLike | None = None,
-) -> dict:
-    """mIoU (percent) of each method over the examples; ``completer.settings.num_samples`` samples per object:
-    :func:`summarize` of :func:`score_examples` (``records``: the resumable JSONL file), with ``skipped`` and
-    ``replaced`` from :class:`AnnotationExamples`."""
-    scored = score_examples(completer, examples, seed=seed, limit=limit, records=records)
-    return summarize(scored, completer.settings.num_samples, group_by, examples)
+    records = []
+    for index, example in enumerate(tqdm(examples, desc="amodal evaluation", unit="object", total=total)):
+        if limit is not None and index >= limit:
+            break
+        if example.visible_mask.any():
+            records.append(score_example(completer, example, seed))
+    return summarize(records, completer.settings.num_samples, group_by, examples)
 
 
 def summarize(records: list[dict], num_samples: int, group_by: str | None = None, examples=None) -> dict:

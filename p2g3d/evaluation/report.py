@@ -4,13 +4,15 @@ JSON and markdown, and a sheet of the best and worst objects.
 Files: ``result.json`` (what :func:`~.amodal.evaluate_amodal` returned), ``report.md`` and ``index.html`` (the same
 tables), ``miou_by_occlusion.png`` (mIoU against occlusion rate, model and baselines), ``miou_by_samples.png`` (mIoU of
 the vote and of the best of n samples against n), ``best_worst.png`` (image, visible mask, prediction, ground truth
-of the objects with the highest and lowest vote IoU), and ``objects.jsonl`` (one record per object; a rerun into the
-same folder continues from it).
+of the objects with the highest and lowest vote IoU), and ``objects.jsonl`` (one record per object). The run's own
+files (``evaluation.json``, ``items/``) are described in :mod:`p2g3d.jobs.evaluation_run`: a rerun into the same
+folder continues from them.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import os
 from pathlib import Path
 
@@ -87,6 +89,10 @@ def _protocol_line(result: dict) -> str:
     text = f"Model {result.get('model', '?')}, {result['samples']} samples per object"
     if result.get("protocol"):
         text += f"; protocol {result['protocol']['name']}: {result['protocol']['description']}"
+    if result.get("regions"):
+        regions = result["regions"]
+        text += f"; regions: {'things only' if regions['things_only'] else 'things and stuff'}, fully hidden ones "
+        text += "skipped" if regions["empty_visible"] == "skip" else f"given their {regions['empty_visible']}"
     if result.get("skipped"):
         text += "; left out: " + ", ".join(f"{n} ({reason})" for reason, n in result["skipped"].items())
     if result.get("replaced"):
@@ -151,6 +157,7 @@ def write_report(folder: str | os.PathLike, result: dict, records: list[dict]) -
     title = "Amodal segmentation evaluation"
     files = {
         folder / "result.json": json_bytes(result),
+        folder / RECORDS: "".join(json.dumps(record) + "\n" for record in records).encode(),
         folder / "report.md": markdown(result, title).encode(),
         folder / "index.html": page(result, title).encode(),
         **{folder / name: data for name, data in plots(result).items()},

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..evaluation.amodal import EMPTY_VISIBLE_RULES, PROTOCOLS
+from ..evaluation.amodal import PROTOCOLS
+from ..evaluation.examples import EMPTY_VISIBLE_RULES
 from ..evaluation.readers import LAYOUTS
 from ..settings import CompletionSettings, ModelSettings, RuntimeSettings, nested, option
 from ..validation import check_choice, check_number
+from .batch.engines import ENGINES
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,10 @@ class EvalAmodalJob:
         choices=tuple(PROTOCOLS),
     )
     limit: int | None = option(None, "--limit", "evaluate at most this many objects")
+    engine: str = option(
+        "in-process", "--engine", "accelerate: under `accelerate launch`; ray: RAY_ADDRESS or local", choices=ENGINES
+    )
+    pack: int = option(4, "--pack", "images per completer call: their objects and samples share the model's batches")
     group_by: str | None = option(None, "--group-by", "also report each value of this sample factor (e.g. held_out)")
     output: Path | None = option(
         None,
@@ -75,14 +81,23 @@ class EvalAmodalJob:
         check_choice(self, "empty_visible", EMPTY_VISIBLE_RULES)
         if self.limit is not None:
             check_number(self, "limit", integer=True, low=1)
+        check_choice(self, "engine", ENGINES)
+        check_number(self, "pack", integer=True, low=1, high=4096)
 
 
 def run_eval_amodal(job: EvalAmodalJob) -> dict:
-    """mIoU of every method (:func:`p2g3d.evaluation.amodal.evaluate_amodal`); with ``job.output`` also the report
-    folder (:mod:`p2g3d.evaluation.report`), whose ``objects.jsonl`` a rerun continues from."""
-    from ..evaluation.amodal import AnnotationExamples, FolderExamples, score_examples, summarize
-    from ..evaluation.report import RECORDS, write_report
+    """mIoU of every method (:func:`p2g3d.evaluation.amodal.summarize`) over the objects of ``job.data`` or
+    ``job.annotations``, scored on the batch engines (:mod:`.evaluation_run`); with ``job.output`` also the report
+    folder (:mod:`p2g3d.evaluation.report`), which a rerun continues."""
+    import tempfile
+
+    from ..evaluation.amodal import summarize
+    from ..evaluation.examples import items_from_annotations, items_from_folder
+    from ..evaluation.readers import read_annotation_file
+    from ..evaluation.report import write_report
     from ..io import check_output_folder
+    from .batch.engines import run_on_engine
+    from .evaluation_run import EvaluationRun
     from .stages import load_completer
 
     if job.output is not None:
@@ -90,26 +105,73 @@ def run_eval_amodal(job: EvalAmodalJob) -> dict:
     if job.group_by is not None:
         check_group_by(job)
     if job.data is not None:
-        examples = FolderExamples(job.data)
+        items, skipped, layout = items_from_folder(job.data), {}, None
     else:
-        examples = AnnotationExamples(
-            job.annotations, job.images, layout=job.layout, empty_visible=job.empty_visible, things_only=job.things_only
-        )
-    records_file = None
-    if job.output is not None:
-        records_file = Path(job.output) / RECORDS
-        claim_report_folder(job)
-    completer = load_completer(job.model, job.completion, job.runtime)
-    records = score_examples(completer, examples, seed=job.runtime.seed, limit=job.limit, records=records_file)
-    summary = summarize(records, completer.settings.num_samples, job.group_by, examples)
-    result = {"model": job.model.identity, **summary}
-    if job.annotations is not None:
-        result["layout"] = examples.layout
+        file = read_annotation_file(job.annotations, job.layout)
+        items, skipped = items_from_annotations(file, job.images, things_only=job.things_only)
+        layout = file.layout
+        if not items:
+            raise InputError(f"{job.annotations} holds no object to evaluate (with an amodal ground truth)")
+    items = first_objects(items, job.limit) if job.limit is not None else items
+
+    def make_completer():
+        return load_completer(job.model, job.completion, job.runtime)
+
+    with tempfile.TemporaryDirectory(prefix="p2g3d-eval-") as scratch:
+        run = EvaluationRun(job.output or scratch, evaluation_fingerprint(job), job.empty_visible)
+        gathered, _ = run_on_engine(run, items, make_completer, job.runtime.seed, engine=job.engine, pack=job.pack)
+    if not gathered:  # another process of an accelerate launch: the main one reports
+        return {}
+    notes = Notes({**skipped, **gathered["skipped"]}, gathered["replaced"])
+    summary = summarize(gathered["records"], job.completion.num_samples, job.group_by, notes)
+    result = {"model": job.model.identity, **summary, "failed_images": gathered["failed"]}
+    result["regions"] = {  # which regions count
+        "things_only": job.things_only,
+        "empty_visible": job.empty_visible,
+        "occlusion_range": "all (broken down in by_occlusion)",
+    }
+    if layout is not None:
+        result["layout"] = layout
     if job.preset is not None:
         result["protocol"] = dataclasses.asdict(PROTOCOLS[job.preset])
     if job.output is not None:
-        write_report(job.output, result, records)
+        write_report(job.output, result, gathered["records"])
     return result
+
+
+@dataclass(frozen=True)
+class Notes:
+    """What the examples left out or changed, as :func:`~p2g3d.evaluation.amodal.summarize` reads it."""
+
+    skipped: dict
+    replaced: dict
+
+
+def first_objects(items: list, limit: int) -> list:
+    """The items cut to their first ``limit`` objects in all."""
+    kept, left = [], limit
+    for item in items:
+        if left <= 0:
+            break
+        objects = item.objects[:left]
+        kept.append(dataclasses.replace(item, objects=objects))
+        left -= len(objects)
+    return kept
+
+
+def evaluation_fingerprint(job: EvalAmodalJob) -> dict:
+    """What decides the scores: a report folder holding another evaluation is refused."""
+    return {
+        "data": str(job.data or job.annotations),
+        "layout": job.layout,
+        "empty_visible": job.empty_visible,
+        "things_only": job.things_only,
+        "limit": job.limit,
+        "model": job.model.identity,
+        "dtype": job.runtime.dtype,
+        "seed": job.runtime.seed,
+        "completion": dataclasses.asdict(job.completion),
+    }
 
 
 def check_group_by(job: EvalAmodalJob) -> None:
@@ -120,40 +182,3 @@ def check_group_by(job: EvalAmodalJob) -> None:
     if job.group_by not in known:
         listed = ", ".join(known) if known else "none (its dataset.json describes no sample factors)"
         raise InputError(f"--group-by {job.group_by!r} is not a factor of the data; its factors: {listed}")
-
-
-def claim_report_folder(job: EvalAmodalJob) -> None:
-    """Record in ``OUTPUT/evaluation.json`` what decides the scores (data, model, settings, seed); a folder that
-    holds an evaluation with other settings is refused with the differences named (its records would not apply)."""
-    import json
-
-    from ..io import json_bytes, write_files_atomic
-
-    fingerprint = json.loads(
-        json.dumps(
-            {
-                "data": str(job.data or job.annotations),
-                "layout": job.layout,
-                "empty_visible": job.empty_visible,
-                "things_only": job.things_only,
-                "model": job.model.identity,
-                "dtype": job.runtime.dtype,
-                "seed": job.runtime.seed,
-                "completion": dataclasses.asdict(job.completion),
-            }
-        )
-    )
-    record = Path(job.output) / "evaluation.json"
-    if record.is_file():
-        try:
-            saved = json.loads(record.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise InputError(
-                f"{record} is not valid JSON ({error}); delete it and objects.jsonl to start again"
-            ) from error
-        changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
-        if changed:
-            details = "; ".join(f"{k}: was {saved.get(k)!r}, now {fingerprint.get(k)!r}" for k in changed)
-            raise InputError(f"{job.output} holds an evaluation with other settings ({details}); use another folder")
-    else:
-        write_files_atomic({record: json_bytes(fingerprint)})

@@ -19,16 +19,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ...errors import InputError, MissingDependencyError
-from .inputs import BatchItem, read_items
+from .inputs import read_items
 from .run import BatchRun, pending_chunks
 
 ENGINES = ("in-process", "accelerate", "ray")
 RAY_OBJECT_STORE_BYTES = 256 * 2**20  # a local cluster's object store: rows hold a few items each
 
 
-def run_items(
-    run: BatchRun, items: Sequence[BatchItem], make_completer: Callable, seed: int, *, shard=(0, 1), pack: int = 4
-) -> dict:
+def run_items(run, items: Sequence, make_completer: Callable, seed: int, *, shard=(0, 1), pack: int = 4) -> dict:
     """Process the unfinished items of shard ``index`` of ``count`` (``items[index::count]``) with one completer,
     ``pack`` items per packed completer call. Returns counts for this shard."""
     index, count = shard
@@ -36,7 +34,8 @@ def run_items(
     if not chunks:
         return counts
     completer = make_completer()
-    with tqdm(total=sum(len(chunk) for chunk in chunks), desc="batch", unit="item", disable=index != 0) as progress:
+    total = sum(len(chunk) for chunk in chunks)
+    with tqdm(total=total, desc=run.description, unit="item", disable=index != 0, smoothing=0.1) as progress:
         for chunk in chunks:
             for key, value in run.process(completer, chunk, seed).items():
                 counts[key] += value
@@ -61,8 +60,8 @@ def connect_ray():
 
 
 def run_ray(
-    run: BatchRun,
-    items: Sequence[BatchItem],
+    run,
+    items: Sequence,
     make_completer: Callable,
     seed: int,
     *,
@@ -84,7 +83,7 @@ def run_ray(
             self.completer = make_completer()
 
         def __call__(self, batch: dict) -> dict:  # one chunk per call: chunks are fixed (see pending_chunks)
-            chunk = [BatchItem.from_json(text) for text in json.loads(str(batch["items"][0]))]
+            chunk = [run.item_from_json(text) for text in json.loads(str(batch["items"][0]))]
             counts = run.process(self.completer, chunk, seed)
             return {"processed": np.array([counts["processed"]]), "failed": np.array([counts["failed"]])}
 
@@ -115,11 +114,21 @@ def run_batch(
     (their objects and samples share the UNet batches); returns a summary: ``items``, ``done``, ``failed``,
     ``objects`` over the whole output folder (on the main process), ``processed``, ``failed_this_run`` and
     ``skipped`` by this run, ``seconds``."""
-    if engine not in ENGINES:
-        raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     started = time.perf_counter()
     items = read_items(source, images)
     run = BatchRun(output, {**fingerprint, "seed": seed, "input": str(source)})
+    summary, counts = run_on_engine(run, items, make_completer, seed, engine=engine, pack=pack)
+    this_run = {"processed": counts["processed"], "failed_this_run": counts["failed"], "skipped": counts["skipped"]}
+    return {**summary, **this_run, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def run_on_engine(run, items: Sequence, make_completer: Callable, seed: int, *, engine: str, pack: int):
+    """Prepare ``run``, process its unsettled ``items`` on ``engine`` and finalize it (on the main process);
+    returns ``(run.finalize(items) or {} on other processes, this process's counts)``. ``run`` is a
+    :class:`~.run.BatchRun` or anything with its methods (``prepare``, ``is_settled``, ``process``, ``finalize``,
+    ``item_from_json``), such as the evaluation's run."""
+    if engine not in ENGINES:
+        raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if engine in ("in-process", "ray"):
         run.prepare()
         runner = run_items if engine == "in-process" else run_ray
@@ -137,5 +146,4 @@ def run_batch(
         )
         state.wait_for_everyone()
         summary = run.finalize(items) if state.is_main_process else {}
-    this_run = {"processed": counts["processed"], "failed_this_run": counts["failed"], "skipped": counts["skipped"]}
-    return {**summary, **this_run, "seconds": round(time.perf_counter() - started, 1)}
+    return summary, counts

@@ -41,6 +41,8 @@ class BatchRun:
             another fingerprint is refused, with the differences named.
     """
 
+    description = "batch"  # what the progress bar says
+
     def __init__(self, output: str | os.PathLike, fingerprint: dict):
         self.output = Path(output)
         self.fingerprint = json.loads(json.dumps(fingerprint))  # what the JSON file will hold
@@ -59,6 +61,11 @@ class BatchRun:
                 )
         else:
             write_files_atomic({record: json_bytes(self.fingerprint)})
+
+    @staticmethod
+    def item_from_json(text: str) -> BatchItem:
+        """An item as the Ray engine's rows carry it."""
+        return BatchItem.from_json(text)
 
     def folder(self, item: BatchItem) -> Path:
         return self.output / "items" / item.item_id
