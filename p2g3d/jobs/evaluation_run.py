@@ -20,8 +20,8 @@ from pathlib import Path
 from ..errors import InputError
 from ..evaluation.amodal import score_completion
 from ..evaluation.examples import EvalItem, load_examples
-from ..io import check_output_folder, json_bytes, write_files_atomic
-from .batch.run import read_record
+from ..io import json_bytes, write_files_atomic
+from .batch.run import claim_run_folder, read_record
 
 
 class EvaluationRun:
@@ -45,18 +45,7 @@ class EvaluationRun:
         return EvalItem.from_json(text)
 
     def prepare(self) -> None:
-        check_output_folder(self.output)
-        record = self.output / "evaluation.json"
-        if record.is_file():
-            saved = read_record(record, "delete the report folder to start the evaluation again")
-            changed = sorted(k for k in set(saved) | set(self.fingerprint) if saved.get(k) != self.fingerprint.get(k))
-            if changed:
-                details = "; ".join(f"{k}: was {saved.get(k)!r}, now {self.fingerprint.get(k)!r}" for k in changed)
-                raise InputError(
-                    f"{self.output} holds an evaluation with other settings ({details}); use another folder"
-                )
-        else:
-            write_files_atomic({record: json_bytes(self.fingerprint)})
+        claim_run_folder(self.output, "evaluation.json", self.fingerprint, "an evaluation")
 
     def folder(self, item: EvalItem) -> Path:
         return self.output / "items" / item.item_id

@@ -49,18 +49,7 @@ class BatchRun:
 
     def prepare(self) -> None:
         """Check the output folder and its settings; record the settings of a new run."""
-        check_output_folder(self.output)
-        record = self.output / "batch.json"
-        if record.is_file():
-            saved = read_record(record, "delete it, or use another output folder, to start the run again")
-            changed = sorted(k for k in set(saved) | set(self.fingerprint) if saved.get(k) != self.fingerprint.get(k))
-            if changed:
-                details = "; ".join(f"{k}: was {saved.get(k)!r}, now {self.fingerprint.get(k)!r}" for k in changed)
-                raise InputError(
-                    f"{self.output} holds a batch run with other settings ({details}); use another output folder"
-                )
-        else:
-            write_files_atomic({record: json_bytes(self.fingerprint)})
+        claim_run_folder(self.output, "batch.json", self.fingerprint, "a batch run")
 
     @staticmethod
     def item_from_json(text: str) -> BatchItem:
@@ -161,6 +150,22 @@ class BatchRun:
             "objects": sum(len(r["objects"]) for r in records),
             "output": str(self.output),
         }
+
+
+def claim_run_folder(output: Path, record_name: str, fingerprint: dict, kind: str) -> None:
+    """Check ``output`` before a run starts: a new run records its ``fingerprint`` (what decides its results) in
+    ``output/record_name``; a folder holding a run of ``kind`` with another fingerprint is refused, the differences
+    named (its finished items would not apply)."""
+    check_output_folder(output)
+    record = output / record_name
+    if not record.is_file():
+        write_files_atomic({record: json_bytes(fingerprint)})
+        return
+    saved = read_record(record, "delete it, or use another output folder, to start the run again")
+    changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
+    if changed:
+        details = "; ".join(f"{k}: was {saved.get(k)!r}, now {fingerprint.get(k)!r}" for k in changed)
+        raise InputError(f"{output} holds {kind} with other settings ({details}); use another output folder")
 
 
 def read_record(path: Path, remedy: str) -> dict:
