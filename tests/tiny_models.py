@@ -175,3 +175,38 @@ def make_tiny_shap_e_pipeline(seed: int = 0):
         shap_e_renderer=renderer,
         scheduler=scheduler,
     )
+
+
+def make_tiny_sam(seed: int = 0):
+    """A tiny random SAM (transformers ``SamModel``) and its processor, built from configs (64 px, nothing
+    downloaded)."""
+    from transformers import SamConfig, SamModel, SamProcessor
+    from transformers.models.sam.configuration_sam import (
+        SamMaskDecoderConfig,
+        SamPromptEncoderConfig,
+        SamVisionConfig,
+    )
+    from transformers.models.sam.image_processing_pil_sam import SamImageProcessorPil
+
+    torch.manual_seed(seed)
+    vision = SamVisionConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        mlp_dim=64,
+        output_channels=32,
+        image_size=64,
+        patch_size=16,
+        window_size=2,
+        global_attn_indexes=[1],
+        num_pos_feats=16,
+    )
+    prompt = SamPromptEncoderConfig(hidden_size=32, image_size=64, patch_size=16, mask_input_channels=4)
+    decoder = SamMaskDecoderConfig(
+        hidden_size=32, mlp_dim=64, num_hidden_layers=2, num_attention_heads=2, iou_head_hidden_dim=32
+    )
+    model = SamModel(SamConfig(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder))
+    processor = SamProcessor(
+        image_processor=SamImageProcessorPil(size={"longest_edge": 64}, pad_size={"height": 64, "width": 64})
+    )
+    return model.eval(), processor
