@@ -43,6 +43,7 @@ from .pipelines.image_processing import to_uint8
 from .pipelines.pix2gestalt import Pix2GestaltPipeline
 from .runtime import resolve_device, resolve_dtype
 from .sampling import batched, sample_seed, seeded_noise
+from .schedulers import with_scheduler
 from .settings import CompletionSettings, ModelSettings
 from .types import AmodalObject
 
@@ -90,8 +91,8 @@ class AmodalCompleter:
     """
 
     def __init__(self, pipeline: Pix2GestaltPipeline, *, device_postprocess: bool | None = None, **settings):
-        self.pipeline = pipeline
         self.settings = CompletionSettings(**settings)
+        self.pipeline = with_scheduler(pipeline, self.settings.scheduler)
         self.device_postprocess = (
             pipeline.device.type == "cuda" if device_postprocess is None else bool(device_postprocess)
         )

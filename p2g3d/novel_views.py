@@ -38,6 +38,7 @@ from .loading import default_zero123_path, load_pipeline
 from .masks import amodal_mask_from_whole
 from .runtime import resolve_device, resolve_dtype
 from .sampling import batched, derive_seed, seeded_noise
+from .schedulers import with_scheduler
 from .settings import NovelViewSettings
 from .types import MaskedView
 
@@ -102,8 +103,8 @@ class NovelViewGenerator:
     """
 
     def __init__(self, pipeline: Zero123Pipeline, **settings):
-        self.pipeline = pipeline
         self.settings = NovelViewSettings(**settings)
+        self.pipeline = with_scheduler(pipeline, self.settings.scheduler)
 
     @classmethod
     def from_pretrained(

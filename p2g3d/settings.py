@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from .framing import FRAMINGS
 from .masks import MASK_RULES
+from .schedulers import SCHEDULERS
 from .validation import check_choice, check_number
 
 DTYPES = ("fp32", "fp16", "bf16")  # names of p2g3d.runtime.DTYPES, here without importing torch
@@ -84,11 +85,19 @@ class SamplingSettings:
     """Settings every diffusion stage shares. The command line is generated from these fields (``flag`` and
     ``help`` in each field's metadata), so a default lives here and nowhere else."""
 
-    num_inference_steps: int = field(default=50, metadata={"flag": "--steps", "help": "DDIM steps"})
+    num_inference_steps: int = field(default=50, metadata={"flag": "--steps", "help": "sampling steps"})
     guidance_scale: float = field(
         default=2.0, metadata={"flag": "--guidance", "help": "classifier-free guidance scale"}
     )
     eta: float = field(default=1.0, metadata={"flag": "--eta", "help": "DDIM eta (1 official, 0 deterministic)"})
+    scheduler: str | None = field(
+        default=None,
+        metadata={
+            "flag": "--scheduler",
+            "help": "sampler (default: the model's own, the official DDIM for converted models; p2g3d.schedulers)",
+            "choices": SCHEDULERS,
+        },
+    )
     batch_size: int = field(default=8, metadata={"flag": "--batch-size", "help": "(item, sample) pairs per model call"})
 
     def __post_init__(self):
@@ -96,6 +105,8 @@ class SamplingSettings:
         check_number(self, "batch_size", integer=True, low=1, high=MAX_BATCH)
         check_number(self, "guidance_scale")
         check_number(self, "eta", low=0)
+        if self.scheduler is not None:
+            check_choice(self, "scheduler", SCHEDULERS)
 
 
 @dataclass(frozen=True)

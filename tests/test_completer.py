@@ -224,3 +224,22 @@ def test_one_seed_rule_an_object_keeps_its_samples_alone_or_with_others(tiny_pip
     assert np.abs(other[0].sample_images.astype(int) - alone[0].sample_images).max() > 1
     assert sample_seed(3, "photo", 1, 0) == derive_seed(3, item_key("photo"), 1, 0)
     assert item_key(7) == 7 and item_key("photo") == item_key("photo") != item_key("Photo")
+
+
+@pytest.mark.parametrize("name", ["official-ddim", "ddim-trailing", "dpmpp-2m", "unipc", "euler"])
+def test_the_sampler_is_a_setting_and_the_given_pipeline_keeps_its_own(tiny_pipeline, scene, name):
+    """Each solver runs with guidance through the same pipeline loop; the pipeline handed in keeps the official
+    DDIM; 'official-ddim' is exactly the default path."""
+    from p2g3d import OfficialDDIMScheduler
+
+    image, first, _ = scene
+    default = AmodalCompleter(tiny_pipeline, num_samples=1, num_inference_steps=4)
+    chosen = AmodalCompleter(tiny_pipeline, num_samples=1, num_inference_steps=4, scheduler=name)
+    (result,) = chosen(image, first, seed=2, show_progress=False)
+    assert isinstance(tiny_pipeline.scheduler, OfficialDDIMScheduler) and chosen.pipeline.unet is tiny_pipeline.unet
+    assert result.amodal_mask.shape == first.shape
+    (reference,) = default(image, first, seed=2, show_progress=False)
+    same = np.array_equal(result.sample_images, reference.sample_images)
+    assert same == (name == "official-ddim")
+    with pytest.raises(ValueError, match="scheduler must be one of"):
+        AmodalCompleter(tiny_pipeline, scheduler="heun")

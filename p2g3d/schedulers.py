@@ -1,0 +1,50 @@
+"""Sampler choice for the diffusion stages: the faithful official DDIM (the default of converted models) or one of
+diffusers' solvers, built from the model's own scheduler config (the trained noise schedule, epsilon prediction).
+
+=================  ================================================================================================
+name               sampler
+=================  ================================================================================================
+``official-ddim``  :class:`~p2g3d.pipelines.official_ddim.OfficialDDIMScheduler`: the official timesteps and step
+``ddim-trailing``  diffusers' ``DDIMScheduler`` with "trailing" timesteps (the last step reaches t = 999)
+``dpmpp-2m``       ``DPMSolverMultistepScheduler``, DPM-Solver++ (2M), the usual few-step choice for eps models
+``unipc``          ``UniPCMultistepScheduler`` (bh2)
+``euler``          ``EulerDiscreteScheduler`` (sigma-space Euler)
+=================  ================================================================================================
+
+Classifier-free guidance is the pipeline's (the guided eps goes to the solver's step), so every sampler applies it
+the same way; ``eta`` reaches only the samplers that take it (the DDIM ones).
+"""
+
+from __future__ import annotations
+
+from .errors import InputError
+
+SCHEDULERS = ("official-ddim", "ddim-trailing", "dpmpp-2m", "unipc", "euler")
+
+
+def make_scheduler(name: str, config):
+    """The scheduler ``name`` (module table) for a model whose scheduler config is ``config``."""
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, UniPCMultistepScheduler
+
+    from .pipelines.official_ddim import OfficialDDIMScheduler
+
+    if name == "official-ddim":
+        return OfficialDDIMScheduler.from_config(config)
+    if name == "ddim-trailing":
+        return DDIMScheduler.from_config(config, timestep_spacing="trailing")
+    if name == "dpmpp-2m":
+        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
+    if name == "unipc":
+        return UniPCMultistepScheduler.from_config(config)
+    if name == "euler":
+        return EulerDiscreteScheduler.from_config(config)
+    raise InputError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {name!r}")
+
+
+def with_scheduler(pipeline, name: str | None):
+    """``pipeline`` itself when ``name`` is None, else a pipeline sharing its modules with the scheduler ``name``
+    (the given pipeline is left as it is)."""
+    if name is None:
+        return pipeline
+    swapped = type(pipeline)(**{**pipeline.components, "scheduler": make_scheduler(name, pipeline.scheduler.config)})
+    return swapped.to(pipeline.device)
