@@ -253,7 +253,9 @@ def test_eval_amodal_resumes_and_the_engines_agree(tmp_path, tiny_model_dir, cap
     assert main([*base, "-o", str(tmp_path / "resumed")]) == 0
     assert json.loads(capsys.readouterr().out) == straight
     assert before == {item.name: (item / "records.json").stat().st_mtime_ns for item in kept[2:]}  # reused
-    assert main([*base[:-1], "3", "--engine", "accelerate"]) == 0
+    assert main([*base[:-1], "3", "--engine", "accelerate"]) == 2  # the processes need a shared report folder
+    assert "needs -o REPORT" in capsys.readouterr().err
+    assert main([*base[:-1], "3", "--engine", "accelerate", "-o", str(tmp_path / "accelerate")]) == 0
     accelerated = json.loads(capsys.readouterr().out)
     assert accelerated["miou_vote"] == pytest.approx(straight["miou_vote"], abs=0.5)
     assert accelerated["miou_visible"] == straight["miou_visible"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,8 @@ class EvalAmodalJob:
         if self.limit is not None:
             check_number(self, "limit", integer=True, low=1)
         check_choice(self, "engine", ENGINES)
+        if self.engine != "in-process" and self.output is None:
+            raise InputError(f"--engine {self.engine} needs -o REPORT (a folder every process and worker can write)")
         check_number(self, "pack", integer=True, low=1, high=4096)
 
 
@@ -122,7 +125,7 @@ def run_eval_amodal(job: EvalAmodalJob) -> dict:
         gathered, _ = run_on_engine(run, items, make_completer, job.runtime.seed, engine=job.engine, pack=job.pack)
     if not gathered:  # another process of an accelerate launch: the main one reports
         return {}
-    notes = Notes({**skipped, **gathered["skipped"]}, gathered["replaced"])
+    notes = Notes(dict(Counter(skipped) + Counter(gathered["skipped"])), gathered["replaced"])
     summary = summarize(gathered["records"], job.completion.num_samples, job.group_by, notes)
     result = {"model": job.model.identity, **summary, "failed_images": gathered["failed"]}
     result["regions"] = {  # which regions count
