@@ -2,9 +2,10 @@
 
 * a JSONL manifest: one object per line, ``{"image": "a.jpg", "masks": ["a_cup.png", ...], "id": "optional"}``,
   paths relative to the manifest;
-* a COCO-style annotation file (``.json``, read by :mod:`p2g3d.evaluation.readers`, the reader evaluation uses)
-  with its image folder: one item per image, one object per annotation, the visible mask from ``inmodal_seg`` (or
-  ``segmentation`` where there is none);
+* an annotation file (``.json``) in any layout of :mod:`p2g3d.evaluation.readers` (COCO-A / BSDS-A amodalAPI,
+  KINS, COCOA-cls or plain COCO; the reader evaluation uses) with its image folder: one item per image, one object
+  per annotation or region, its visible mask (the amodal one where the file says the object is in full view);
+  a malformed segmentation fails its item alone;
 * a folder of images ``NAME.png|jpg|jpeg`` with their visible masks ``NAME_mask*.png`` beside them.
 
 Item ids (the output sub-folders, and the item ids of the seed rule) are the image file stems (a manifest's ``id``
