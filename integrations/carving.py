@@ -4,7 +4,7 @@ A voxel of an ``N^3`` grid over ``bounds`` survives when its centre projects ins
 (projections outside an image count as outside the mask, so the object must be in frame everywhere), or, with
 ``min_agreement`` below 1, in at least that share of the views (for generated views that disagree a little; when
 no voxel reaches that share, the voxels inside the most masks are kept, with a warning). The surviving occupancy is
-meshed by marching cubes (scikit-image) and coloured by :func:`paint_vertices`.
+meshed by marching cubes (:func:`p2g3d.meshes.mesh_from_field`) and coloured by :func:`paint_vertices`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import trimesh
 
 from p2g3d.errors import InputError
+from p2g3d.meshes import mesh_from_field
 from p2g3d.types import MaskedView
 
 from .base import check_views, paint_vertices
@@ -77,8 +78,6 @@ class VisualHullReconstructor:
 
     def reconstruct(self, views: Sequence[MaskedView]) -> trimesh.Trimesh:
         """Carve, mesh, colour. Raises ValueError when nothing survives (masks that never agree)."""
-        from skimage.measure import marching_cubes
-
         occupancy = self.occupancy(views)
         if not occupancy.any():
             raise InputError("the views' masks carve the whole volume away: check cameras, masks and bounds")
@@ -97,10 +96,5 @@ class VisualHullReconstructor:
                 self.low.tolist(),
                 self.high.tolist(),
             )
-        spacing = (self.high - self.low) / (self.resolution - 1)
-        padded = np.pad(occupancy.astype(np.float32), 1)
-        vertices, faces, _, _ = marching_cubes(padded, 0.5, spacing=tuple(spacing))
-        vertices = vertices - spacing + self.low
-        mesh = trimesh.Trimesh(vertices, faces[:, ::-1], process=True)
-        mesh.fix_normals()
+        mesh = mesh_from_field(occupancy.astype(np.float32), self.low, self.high, 0.5)
         return paint_vertices(mesh, views) if self.color else mesh

@@ -1,9 +1,9 @@
 """nerfstudio: write posed, masked views as a nerfstudio dataset, and train / export a mesh with its CLI.
 
-The dataset is nerfstudio's ``transforms.json`` format: per-frame ``transform_matrix`` (camera-to-world, OpenGL
-camera axes, from :func:`p2g3d.cameras.to_opengl`), per-frame pinhole intrinsics ``fl_x, fl_y, cx, cy, w, h``
-(nerfstudio's pixel centres sit at +0.5 like p2g3d's, so they carry over unchanged), ``mask_path`` (0 = ignore)
-and ``camera_model: OPENCV`` without distortion. Training keeps the p2g3d world frame (no re-orientation,
+The dataset is nerfstudio's ``transforms.json`` format (:mod:`.captures`): per-frame ``transform_matrix`` (camera-
+to-world, OpenGL camera axes, from :func:`p2g3d.cameras.to_opengl`), per-frame pinhole intrinsics ``fl_x, fl_y, cx,
+cy, w, h`` (nerfstudio's pixel centres sit at +0.5 like p2g3d's, so they carry over unchanged), ``mask_path`` (0 =
+ignore) and ``camera_model: OPENCV`` without distortion. Training keeps the p2g3d world frame (no re-orientation,
 centring or scaling by the data parser), so the exported mesh needs no transform back.
 
 Training needs nerfstudio installed (``pip install nerfstudio``, with its own torch / CUDA requirements).
@@ -21,12 +21,12 @@ from pathlib import Path
 
 import trimesh
 
-from p2g3d.cameras import to_nerfstudio_frame
 from p2g3d.errors import InputError, MissingDependencyError
-from p2g3d.io import save_json, save_png
+from p2g3d.io import save_png
 from p2g3d.types import MaskedView
 
 from .base import check_views
+from .captures import write_nerfstudio_index
 
 logger = logging.getLogger(__name__)
 
@@ -47,15 +47,12 @@ def write_nerfstudio_dataset(views: Sequence[MaskedView], folder: str | os.PathL
     """Write ``images/``, ``masks/`` and ``transforms.json``; returns the path of ``transforms.json``."""
     check_views(views, minimum=1)
     folder = Path(folder)
-    frames = []
-    for index, view in enumerate(views):
-        image, mask = f"images/frame_{index:05d}.png", f"masks/mask_{index:05d}.png"
+    images = [f"images/frame_{index:05d}.png" for index in range(len(views))]
+    masks = [f"masks/mask_{index:05d}.png" for index in range(len(views))]
+    for view, image, mask in zip(views, images, masks):
         save_png(folder / image, view.image)
         save_png(folder / mask, view.mask)
-        frame = to_nerfstudio_frame(view.camera, image)
-        frame["mask_path"] = mask
-        frames.append(frame)
-    return save_json(folder / "transforms.json", {"camera_model": "OPENCV", "frames": frames})
+    return write_nerfstudio_index(views, folder, images, masks)
 
 
 class NerfstudioReconstructor:

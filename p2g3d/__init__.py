@@ -13,6 +13,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "AmodalCompleter": "p2g3d.completer",
     "CompletionSettings": "p2g3d.settings",
+    "MultiViewCompleter": "p2g3d.fusion",
+    "SilhouetteFusion": "p2g3d.fusion",
+    "VoxelGrid": "p2g3d.fusion",
     "NovelViewGenerator": "p2g3d.novel_views",
     "NovelViewSettings": "p2g3d.settings",
     "AmodalObject": "p2g3d.types",

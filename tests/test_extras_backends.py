@@ -106,3 +106,31 @@ def test_nerfstudio_missing_cli_gives_an_install_hint(amodal_views, monkeypatch)
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(ImportError, match="pip install nerfstudio"):
         NerfstudioReconstructor().reconstruct(amodal_views)
+
+
+@requires_3d
+def test_nerfstudio_reads_a_saved_capture_as_we_read_it(amodal_views, tmp_path):
+    """A capture written by save_capture (what `reconstruct --complete --masks-out` writes): nerfstudio's own parser
+    finds every image and mask, and its cameras equal the ones the project reads back."""
+    require_extra("nerfstudio", "nerfstudio not installed (optional extra)")
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+    from p2g3d.integrations.captures import load_nerfstudio_capture, save_capture
+
+    save_capture(amodal_views, tmp_path / "capture")
+    config = NerfstudioDataParserConfig(
+        data=tmp_path / "capture",
+        orientation_method="none",
+        center_method="none",
+        auto_scale_poses=False,
+        eval_mode="all",
+    )
+    outputs = config.setup().get_dataparser_outputs(split="train")
+    assert [p.name for p in outputs.mask_filenames] == [f"view_{i:03d}_mask.png" for i in range(len(amodal_views))]
+    ours = load_nerfstudio_capture(tmp_path / "capture")
+    for index, view in enumerate(ours):
+        np.testing.assert_allclose(
+            outputs.cameras.camera_to_worlds[index].numpy(), to_opengl(view.camera)[:3], atol=1e-5
+        )
+        np.testing.assert_allclose(float(outputs.cameras.fx[index]), view.camera.K[0, 0], rtol=1e-6)
+        np.testing.assert_allclose(float(outputs.cameras.cx[index]), view.camera.K[0, 2], rtol=1e-6)

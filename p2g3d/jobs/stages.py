@@ -23,10 +23,12 @@ def load_completer(model: ModelSettings, completion: CompletionSettings, runtime
     )
 
 
-def benchmark_carver(resolution: int = 96):
+def benchmark_carver(resolution: int = 96, bound: float | None = None):
     """The multi-view reconstructor of the 3D occlusion benchmark and the demo: space carving at ``resolution``
-    voxels per side in :data:`~p2g3d.evaluation.occlusion3d.BENCHMARK_BOUNDS`."""
+    voxels per side in :data:`~p2g3d.evaluation.occlusion3d.BENCHMARK_BOUNDS`, or in the cube of half side
+    ``bound``."""
     from ..evaluation.occlusion3d import BENCHMARK_BOUNDS
     from ..integrations.carving import VisualHullReconstructor
 
-    return VisualHullReconstructor(resolution=resolution, bounds=BENCHMARK_BOUNDS)
+    bounds = BENCHMARK_BOUNDS if bound is None else ((-bound,) * 3, (bound,) * 3)
+    return VisualHullReconstructor(resolution=resolution, bounds=bounds)
