@@ -65,6 +65,10 @@ def inputs(tmp_path_factory, tiny_model_dir, tiny_z123_dir) -> dict[str, str]:
     ):
         (root / name).mkdir()
         (root / name / "cameras.json").write_text(json.dumps(index))
+    (root / "transforms_no_mask").mkdir()
+    frame = {"file_path": "scene.png", "transform_matrix": np.eye(4).tolist()}
+    intrinsics = {"fl_x": 50.0, "fl_y": 50.0, "cx": W / 2, "cy": H / 2, "w": W, "h": H}
+    (root / "transforms_no_mask" / "transforms.json").write_text(json.dumps({**intrinsics, "frames": [frame] * 2}))
     (root / "cocoa.json").write_text('{"images": 3}')
     (root / "no_objects.json").write_text(
         json.dumps({"images": [{"id": 1, "file_name": "scene.png", "height": H, "width": W}], "annotations": []})
@@ -99,6 +103,7 @@ def inputs(tmp_path_factory, tiny_model_dir, tiny_z123_dir) -> dict[str, str]:
             "views_null",
             "views_list",
             "views_camera",
+            "transforms_no_mask",
             "cocoa.json",
             "no_objects.json",
             "images_only",
@@ -197,6 +202,14 @@ CASES = {
     "reconstruct: negative bound": (
         lambda p: ["reconstruct", p["views_list"], "--bound", "-1"],
         "bound must be a finite number in (0, inf]",
+    ),
+    "reconstruct: masks out without completing": (
+        lambda p: ["reconstruct", p["views_list"], "--masks-out", p["root"] + "/masks"],
+        "add --complete",
+    ),
+    "reconstruct: transforms.json without masks": (
+        lambda p: ["reconstruct", p["transforms_no_mask"], "--complete"],
+        "mask_path",
     ),
     "evaluate: missing mesh": (lambda p: ["evaluate", p["root"] + "/nope.obj", p["mesh.obj"]], "mesh file not found"),
     "evaluate: not a mesh": (lambda p: ["evaluate", p["scene.png"], p["mesh.obj"]], "mesh"),
