@@ -2,15 +2,15 @@
 completed masks, per view and fused in 3D.
 
     python benchmarks/occlusion3d.py --scenes 10 [--style cluttered|simple] [--occluded-views K] [--kinds held-out]
-        [--complete [--model DIR] [--fusion log-odds k-of-n intersection]] [--bound B] [--json FILE]
+        [--complete [--model DIR] [--fusion log-odds log-odds:share k-of-n intersection]] [--bound B] [--json FILE]
 
 Prints a markdown table (protocol named) of Chamfer, F-score, volume IoU and the mean IoU of the masks with the true
-amodal masks per mask source, averaged over synthetic scenes with seeds start..start+N-1 (default style
-"cluttered": occluders of any shape and colour in views 0, 3 and 5 of 8, or in the first K views with
---occluded-views K, textured backgrounds; "simple": one grey box in view 0, white background). With --complete,
-the completer's amodal masks (the embedded demonstration model unless --model names another) are added per view,
-and the consistent masks of each --fusion method (p2g3d.fusion) from the same completions; a second table gives the
-share of the visible -> oracle gap each closes, and the time of completion and of each fusion.
+amodal masks per mask source, averaged over synthetic scenes with seeds start..start+N-1 (default style "cluttered":
+occluders of any shape and colour in views 0, 3 and 5 of 8, or in the first K views with --occluded-views K,
+textured backgrounds; "simple": one grey box in view 0, white background). With --complete, the completer's amodal
+masks (the embedded demonstration model unless --model names another) are added per view, and the consistent masks
+of each --fusion (METHOD[:EVIDENCE], p2g3d.fusion) from the same completions; a second table gives the share of the
+visible -> oracle gap each closes, and the time of completion and of each fusion.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import json
 import time
 
 from p2g3d.evaluation.occlusion3d import COMPLETED, fused_method, gap_closed, run_benchmark, summary_table
-from p2g3d.fusion import FUSION_METHODS, VoxelGrid
+from p2g3d.fusion import EVIDENCE, FUSION_METHODS, SilhouetteFusion, VoxelGrid
 from p2g3d.jobs.stages import benchmark_carver
 from p2g3d.scenes import SCENE_STYLES, make_scene
 from p2g3d.training.multiview import HELD_OUT_KINDS, TRAIN_KINDS
@@ -44,7 +44,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50, help="completer DDIM steps")
     parser.add_argument("--samples", type=int, default=4, help="completer samples per view")
     parser.add_argument("--seed", type=int, default=0, help="completion seed of the run (per scene and view)")
-    parser.add_argument("--fusion", nargs="*", default=list(FUSION_METHODS), choices=FUSION_METHODS)
+    parser.add_argument(
+        "--fusion",
+        nargs="*",
+        default=["log-odds", "log-odds:share", "k-of-n", "intersection"],
+        help=f"fusions as METHOD[:EVIDENCE], methods {FUSION_METHODS}, evidence {EVIDENCE} (default vote)",
+    )
     parser.add_argument("--json", default=None, help="write every row here")
     args = parser.parse_args()
 
@@ -72,7 +77,7 @@ def main() -> None:
     carver = benchmark_carver(args.resolution, args.bound)
     grid = VoxelGrid.cube(args.bound or 1.0, args.resolution)
     seconds: dict = {}
-    fusions = args.fusion if completer is not None else ()
+    fusions = [SilhouetteFusion(*name.split(":")) for name in args.fusion] if completer is not None else ()
     rows = run_benchmark(
         scenes, carver, completer, seed=args.seed, fusions=fusions, grid=grid, seconds=seconds, protocol=args.protocol
     )
@@ -80,7 +85,7 @@ def main() -> None:
     if completer is not None:
         print("\n| masks | Chamfer gap closed | volume IoU gap closed | seconds per scene |")
         print("|---|---:|---:|---:|")
-        timed = {COMPLETED: seconds["completion"], **{fused_method(m): seconds[f"fusion {m}"] for m in fusions}}
+        timed = {COMPLETED: seconds["completion"], **{fused_method(f): seconds[fused_method(f)] for f in fusions}}
         for method, total in timed.items():
             gap = gap_closed(rows, method)
             extra = " (+ completion)" if method != COMPLETED else ""

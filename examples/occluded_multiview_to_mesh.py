@@ -16,6 +16,7 @@ from pathlib import Path
 
 from p2g3d import AmodalCompleter
 from p2g3d.evaluation.occlusion3d import run_benchmark, summary_table
+from p2g3d.fusion import SilhouetteFusion
 from p2g3d.jobs.stages import benchmark_carver
 from p2g3d.scenes import make_scene
 
@@ -30,7 +31,7 @@ def main() -> None:
     scene = make_scene(args.seed, style="cluttered")  # occluders in views 0, 3 and 5, textured backgrounds
     completer = AmodalCompleter.from_pretrained(args.model, num_samples=3, num_inference_steps=20)
     rows = run_benchmark(
-        [scene], benchmark_carver(), completer, seed=args.seed, fusions=("log-odds",), output=args.output
+        [scene], benchmark_carver(), completer, seed=args.seed, fusions=[SilhouetteFusion()], output=args.output
     )
     print(summary_table(rows, "syncdreamer"))
     hidden = ", ".join(f"view {v}: {scene.views[v].occluded_fraction:.0%}" for v in scene.occluded_views)

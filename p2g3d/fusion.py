@@ -3,9 +3,10 @@
 Each view of a capture is completed on its own (:class:`~p2g3d.AmodalCompleter`), and each says something
 different about the object: a visible pixel is hard evidence that its ray hits the object; a pixel known to show
 the background (neither the object nor an occluder, when the occluders' masks are known) is hard evidence that
-its ray is empty; in the rest of the image the completer's samples give soft evidence, the share of samples that
-cover the pixel. :func:`silhouette_probability` turns that into one map per view, the chance that the pixel lies
-inside the object's whole silhouette.
+its ray is empty; in the rest of the image the completer's samples give soft evidence. :func:`silhouette_probability`
+turns that into one map per view, the chance that the pixel lies inside the object's whole silhouette, read from the
+samples by one of :data:`EVIDENCE`: ``"vote"`` (default), the per-pixel majority vote of the samples (1 or 0), or
+``"share"``, the share of samples that cover the pixel.
 
 :class:`SilhouetteFusion` combines the maps in a voxel grid (:class:`VoxelGrid`), by one of
 :data:`FUSION_METHODS`:
@@ -15,12 +16,13 @@ inside the object's whole silhouette.
   probability ``S_v`` in view ``v``; under a sensor model with detection rate ``P_d = P(pixel in silhouette | X
   occupied)`` and false-alarm rate ``P_f = P(pixel in silhouette | X empty)`` (another part of the object on the
   same ray), each view adds ``log[(P_d S + (1 - P_d)(1 - S)) / (P_f S + (1 - P_f)(1 - S))]`` to the voxel's
-  log-odds of occupancy, and the voxel is occupied where the sum is positive. With hard masks and ``P_d`` = 1 this
-  is the visual hull; with ``P_d`` < 1 one view that misses a part (an under-completion) is outvoted by the views
-  that hold it, while a voxel outside the silhouettes of two views stays carved;
-* ``"k-of-n"``: the robust visual hull: a voxel is kept when the voted masks of all views but ``outliers`` hold it;
-* ``"intersection"``: the visual hull of the per-view voted masks (every completed mask taken as truth; what
-  carving the per-view completions gives).
+  log-odds of occupancy, and the voxel is occupied where the sum is positive. With ``P_d`` = 1 this is the visual
+  hull; with ``P_d`` = 0.97 and ``P_f`` = 0.5 a view adds 0.66 where its silhouette holds the voxel and -2.8 where it
+  does not, so with 8 views one view that misses a part (an under-completion) is outvoted by the others, while a
+  voxel outside the silhouettes of two views stays carved (fewer than 5 views: every view carves);
+* ``"k-of-n"``: the robust visual hull: a voxel is kept when the silhouettes of all views but ``outliers`` hold it;
+* ``"intersection"``: the visual hull of the silhouettes (every completed mask taken as truth; what carving the
+  per-view completions gives).
 
 The field is smoothed by a Gaussian of ``smoothing`` voxels and meshed at its zero level (marching cubes), and the
 mesh rendered into every view gives the consistent amodal masks (united with the visible masks, which are hard
@@ -50,6 +52,7 @@ from .validation import check_choice, check_number
 logger = logging.getLogger(__name__)
 
 FUSION_METHODS = ("log-odds", "k-of-n", "intersection")
+EVIDENCE = ("vote", "share")
 MAX_RESOLUTION = 256  # 256^3 voxel centres take 400 MB
 
 
@@ -90,21 +93,28 @@ class VoxelGrid:
 
 
 def silhouette_probability(
-    visible_mask: np.ndarray, sample_masks: np.ndarray | None = None, occluder_mask: np.ndarray | None = None
+    visible_mask: np.ndarray,
+    sample_masks: np.ndarray | None = None,
+    occluder_mask: np.ndarray | None = None,
+    evidence: str = "vote",
 ) -> np.ndarray:
     """``(H, W)`` float32: the chance that each pixel lies inside the object's whole (amodal) silhouette.
 
     1 on the visible mask; 0 on pixels known to show the background (neither visible object nor occluder; only
-    when ``occluder_mask`` is given); elsewhere the share of ``sample_masks`` ``(S, H, W)`` covering the pixel (0
-    without samples: then the map is the visible mask).
+    when ``occluder_mask`` is given); elsewhere, from ``sample_masks`` ``(S, H, W)``, their majority vote as 1 or 0
+    (``evidence="vote"``) or the share of them covering the pixel (``"share"``); 0 without samples (then the map
+    is the visible mask).
     """
+    if evidence not in EVIDENCE:
+        raise InputError(f"evidence must be one of {EVIDENCE}, got {evidence!r}")
     visible = np.asarray(visible_mask, dtype=bool)
     probability = np.zeros(visible.shape, np.float32)
     if sample_masks is not None:
         samples = np.asarray(sample_masks, dtype=bool)
         if samples.ndim != 3 or samples.shape[1:] != visible.shape:
             raise InputError(f"sample_masks must be (S, {visible.shape[0]}, {visible.shape[1]}), got {samples.shape}")
-        probability = samples.mean(0, dtype=np.float32)
+        share = samples.mean(0, dtype=np.float32)
+        probability = (share > 0.5).astype(np.float32) if evidence == "vote" else share
     if occluder_mask is not None:
         occluder = np.asarray(occluder_mask, dtype=bool)
         if occluder.shape != visible.shape:
@@ -120,6 +130,7 @@ class SilhouetteFusion:
 
     Attributes:
         method: one of :data:`FUSION_METHODS`.
+        evidence: how the samples become silhouette probabilities: one of :data:`EVIDENCE`.
         detection: ``P_d`` of ``"log-odds"``: the chance that a view's silhouette covers an occupied voxel.
         false_alarm: ``P_f`` of ``"log-odds"``: the chance that it covers an empty one (another part on the ray).
         outliers: views of ``"k-of-n"`` allowed to leave a voxel out.
@@ -127,6 +138,7 @@ class SilhouetteFusion:
     """
 
     method: str = "log-odds"
+    evidence: str = "vote"
     detection: float = 0.97
     false_alarm: float = 0.5
     outliers: int = 1
@@ -134,6 +146,7 @@ class SilhouetteFusion:
 
     def __post_init__(self):
         check_choice(self, "method", FUSION_METHODS)
+        check_choice(self, "evidence", EVIDENCE)
         check_number(self, "false_alarm", low=0, high=1, low_open=True, high_open=True)
         check_number(self, "detection", low=self.false_alarm, high=1, low_open=True, high_open=True)
         check_number(self, "outliers", integer=True, low=0)
@@ -170,6 +183,11 @@ class SilhouetteFusion:
             total -= 0.5
         field = total.reshape((grid.resolution,) * 3)
         return gaussian_filter(field, self.smoothing) if self.smoothing > 0 else field
+
+    @property
+    def label(self) -> str:
+        """A short name: the method, and the evidence when it is not the majority vote."""
+        return self.method if self.evidence == "vote" else f"{self.method}, sample share"
 
     def _log_odds(self, silhouette: np.ndarray) -> np.ndarray:
         hit = self.detection * silhouette + (1 - self.detection) * (1 - silhouette)
@@ -288,7 +306,7 @@ class MultiViewCompleter:
         completed = time.perf_counter()
         probabilities = np.stack(
             [
-                silhouette_probability(view.mask, completion.sample_masks, occluder)
+                silhouette_probability(view.mask, completion.sample_masks, occluder, self.fusion.evidence)
                 for view, completion, occluder in zip(views, completions, occluders)
             ]
         )

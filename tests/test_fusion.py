@@ -41,13 +41,17 @@ def test_silhouette_probability_takes_hard_evidence_first():
     samples[:3, 2, 2] = True  # 3 of 4 samples cover (2, 2)
     samples[:, 1, 1] = False  # no sample covers a visible pixel: visible wins
     samples[0, 3, 4] = True  # one sample covers (3, 4)
-    probability = silhouette_probability(visible, samples)
-    assert probability.dtype == np.float32 and probability.shape == (4, 5)
-    assert probability[1, 1] == 1.0 and probability[2, 2] == 0.75 and probability[3, 4] == 0.25
+    share = silhouette_probability(visible, samples, evidence="share")
+    assert share.dtype == np.float32 and share.shape == (4, 5)
+    assert share[1, 1] == 1.0 and share[2, 2] == 0.75 and share[3, 4] == 0.25
+    vote = silhouette_probability(visible, samples)  # the majority vote, as the completer's amodal mask
+    assert vote[1, 1] == 1.0 and vote[2, 2] == 1.0 and vote[3, 4] == 0.0 and set(np.unique(vote)) == {0.0, 1.0}
     occluder = np.zeros((4, 5), bool)
     occluder[2, 2] = True
-    known = silhouette_probability(visible, samples, occluder)
+    known = silhouette_probability(visible, samples, occluder, evidence="share")
     assert known[2, 2] == 0.75 and known[3, 4] == 0.0 and known[1, 1] == 1.0  # background outside the occluder
+    with pytest.raises(ValueError, match="evidence"):
+        silhouette_probability(visible, samples, evidence="mean")
     np.testing.assert_array_equal(silhouette_probability(visible), visible.astype(np.float32))
     with pytest.raises(ValueError, match="sample_masks must be"):
         silhouette_probability(visible, samples[:, :3])

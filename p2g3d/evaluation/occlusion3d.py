@@ -60,15 +60,15 @@ def view_item(scene: OccludedScene, view: int) -> str:
     return f"scene_{scene.seed}_view_{view}"
 
 
-def fused_method(method: str) -> str:
-    """The benchmark's name of fusion ``method``: ``fused (<method>)``."""
-    return f"fused ({method})"
+def fused_method(fusion: SilhouetteFusion) -> str:
+    """The benchmark's name of a fusion: ``fused (<label>)``."""
+    return f"fused ({fusion.label})"
 
 
 def method_file(method: str) -> str:
-    """The file stem of a method's mesh: its first word (``fused-<method>`` for fusion methods)."""
+    """The file stem of a method's mesh: its first word (``fused-<label>`` for fusions)."""
     if method.startswith("fused ("):
-        return "fused-" + method[len("fused (") : -1]
+        return "fused-" + method[len("fused (") : -1].replace(", ", "-").replace(" ", "-")
     return method.split()[0]
 
 
@@ -77,14 +77,14 @@ def scene_masks(
     completer=None,
     *,
     seed: int = 0,
-    fusions: Sequence[str] = (),
+    fusions: Sequence[SilhouetteFusion] = (),
     grid: VoxelGrid | None = None,
     seconds: dict | None = None,
 ) -> dict[str, list[np.ndarray]]:
     """``{method: [(H, W) bool mask per view]}``: the three baselines, plus the completer's amodal masks if given,
-    plus the consistent masks of each fusion method in ``fusions`` (over ``grid``, default
-    :class:`~p2g3d.fusion.VoxelGrid`) from the same completions. ``seconds``, when given, receives the wall time of
-    the completion and of each fusion, added to what it holds."""
+    plus the consistent masks of each fusion in ``fusions`` (:class:`~p2g3d.fusion.SilhouetteFusion`, over ``grid``,
+    default :class:`~p2g3d.fusion.VoxelGrid`) from the same completions. ``seconds``, when given, receives the wall
+    time of the completion (``"completion"``) and of each fusion (under its method name), added to what it holds."""
     masks = {
         VISIBLE: [view.visible_mask for view in scene.views],
         "all-foreground": [view.foreground_mask for view in scene.views],
@@ -101,13 +101,16 @@ def scene_masks(
     seconds["completion"] = seconds.get("completion", 0.0) + time.perf_counter() - start
     masks[COMPLETED] = [completion.amodal_mask for completion in completions]
     views = [MaskedView(view.image, view.visible_mask, view.camera) for view in scene.views]
-    probabilities = [silhouette_probability(v.visible_mask, c.sample_masks) for v, c in zip(scene.views, completions)]
-    for method in fusions:
+    for fusion in fusions:
         start = time.perf_counter()
-        _, _, consistent = fuse_views(views, probabilities, grid or VoxelGrid(), SilhouetteFusion(method=method))
-        masks[fused_method(method)] = list(consistent)
-        key = f"fusion {method}"
-        seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - start
+        probabilities = [
+            silhouette_probability(v.visible_mask, c.sample_masks, evidence=fusion.evidence)
+            for v, c in zip(scene.views, completions)
+        ]
+        _, _, consistent = fuse_views(views, probabilities, grid or VoxelGrid(), fusion)
+        name = fused_method(fusion)
+        masks[name] = list(consistent)
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
     return masks
 
 
@@ -153,7 +156,7 @@ def run_benchmark(
     completer=None,
     *,
     seed: int = 0,
-    fusions: Sequence[str] = (),
+    fusions: Sequence[SilhouetteFusion] = (),
     grid: VoxelGrid | None = None,
     seconds: dict | None = None,
     protocol: str = "syncdreamer",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..fusion import FUSION_METHODS
+from ..fusion import EVIDENCE, FUSION_METHODS
 from ..meshes import FORMATS
 from ..settings import CompletionSettings, ModelSettings, RuntimeSettings, nested, option
 from ..validation import check_choice, check_number
@@ -35,6 +35,7 @@ class ReconstructJob:
     iterations: int | None = option(None, "--iterations", "optimisation / training steps")
     complete: bool = option(False, "--complete", "the masks are visible masks: complete each view and fuse in 3D")
     fusion: str = option("log-odds", "--fusion", "how completed views are fused (p2g3d.fusion)", choices=FUSION_METHODS)
+    evidence: str = option("vote", "--evidence", "per-view evidence: the samples' vote or share", choices=EVIDENCE)
     masks_out: Path | None = option(
         None,
         "--masks-out",
@@ -56,6 +57,7 @@ class ReconstructJob:
         if self.iterations is not None:
             check_number(self, "iterations", integer=True, low=1)
         check_choice(self, "fusion", FUSION_METHODS)
+        check_choice(self, "evidence", EVIDENCE)
         if self.masks_out is not None and not self.complete:
             raise InputError("--masks-out writes the consistent masks of --complete: add --complete")
 
@@ -75,7 +77,7 @@ def complete_capture(job: ReconstructJob, views: list):
 
     grid = VoxelGrid.cube(job.bound or DEFAULT_FUSION_BOUND, job.resolution or DEFAULT_FUSION_RESOLUTION)
     completer = load_completer(job.model, job.completion, job.runtime)
-    stage = MultiViewCompleter(completer, grid, SilhouetteFusion(method=job.fusion))
+    stage = MultiViewCompleter(completer, grid, SilhouetteFusion(method=job.fusion, evidence=job.evidence))
     return stage(views, seed=job.runtime.seed)
 
 
@@ -100,7 +102,11 @@ def run_reconstruct(job: ReconstructJob) -> dict:
         views = fused.consistent_views(views)
         summary["seconds"] = {key: round(value, 2) for key, value in fused.seconds.items()}
         if job.masks_out is not None:
-            header = {"masks": "consistent amodal masks (p2g3d reconstruct --complete)", "fusion": job.fusion}
+            header = {
+                "masks": "consistent amodal masks (p2g3d reconstruct --complete)",
+                "fusion": job.fusion,
+                "evidence": job.evidence,
+            }
             save_capture(views, job.masks_out, header=header)
             summary["masks_out"] = str(job.masks_out)
     export_mesh(backend.reconstruct(views), job.output)
