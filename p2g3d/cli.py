@@ -43,6 +43,9 @@ class Command:
 
 
 COMMANDS = {
+    "app": Command(
+        "p2g3d.jobs.app:AppJob", "p2g3d.jobs.app:run_app", "the interactive app: click, complete, make 3D (Gradio)"
+    ),
     "batch": Command(
         "p2g3d.jobs.batch.job:BatchJob",
         "p2g3d.jobs.batch.job:run_batch_job",

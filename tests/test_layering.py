@@ -41,7 +41,7 @@ def imports(path: Path) -> list[tuple[str, list[str], int]]:
 
 
 def core_modules() -> list[Path]:
-    upper = ("jobs", "training")
+    upper = ("jobs", "training", "app")
     return [
         p
         for p in sorted((ROOT / "p2g3d").rglob("*.py"))
