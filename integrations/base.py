@@ -21,9 +21,10 @@ from p2g3d.cameras import Camera
 from p2g3d.errors import InputError
 from p2g3d.io import load_image, load_mask, save_json, save_png
 from p2g3d.meshes import as_tensor_mesh, import_open3d
-from p2g3d.types import MaskedView
+from p2g3d.types import MaskedView, check_views
 
 VIEWS_INDEX = "cameras.json"
+__all__ = ["Reconstructor", "check_views", "load_views", "paint_vertices", "save_views", "VIEWS_INDEX"]
 
 
 @runtime_checkable
@@ -31,17 +32,6 @@ class Reconstructor(Protocol):
     """Anything that turns posed, masked views of one object into a mesh (world frame of the cameras)."""
 
     def reconstruct(self, views: Sequence[MaskedView]) -> trimesh.Trimesh: ...
-
-
-def check_views(views: Sequence[MaskedView], minimum: int = 2) -> None:
-    """Raise ValueError unless there are at least ``minimum`` views, each with a non-empty mask."""
-    if len(views) < minimum:
-        raise InputError(f"need at least {minimum} views, got {len(views)}")
-    for index, view in enumerate(views):
-        if not isinstance(view, MaskedView):
-            raise TypeError(f"view {index} is a {type(view).__name__}, expected MaskedView")
-        if not view.mask.any():
-            raise InputError(f"view {index} has an empty mask")
 
 
 def save_views(

@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from .cameras import Camera
 from .errors import InputError
 from .meshes import mesh_from_field
-from .types import AmodalObject, MaskedView
+from .types import AmodalObject, MaskedView, check_views
 from .validation import check_choice, check_number
 
 logger = logging.getLogger(__name__)
@@ -285,13 +285,7 @@ class MultiViewCompleter:
                 background), or None.
             show_progress: a progress bar over the views.
         """
-        if len(views) < 2:
-            raise InputError(f"multi-view completion needs at least 2 views, got {len(views)}")
-        for index, view in enumerate(views):
-            if not isinstance(view, MaskedView):
-                raise TypeError(f"view {index} is a {type(view).__name__}, expected MaskedView")
-            if not view.mask.any():
-                raise InputError(f"view {index} has an empty visible mask")
+        check_views(views, mask_name="visible mask")
         items = list(items) if items is not None else [f"view_{index:03d}" for index in range(len(views))]
         occluders = list(occluder_masks) if occluder_masks is not None else [None] * len(views)
         if not len(items) == len(occluders) == len(views):

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -85,3 +86,15 @@ class MaskedView:
                 f"image {self.image.shape[:2]}, mask {self.mask.shape} and camera "
                 f"({self.camera.height}, {self.camera.width}) must have the same size"
             )
+
+
+def check_views(views: Sequence[MaskedView], minimum: int = 2, mask_name: str = "mask") -> None:
+    """Raise ValueError unless there are at least ``minimum`` views, each a :class:`MaskedView` with a non-empty
+    mask (``mask_name`` names it in the message, e.g. ``"visible mask"``)."""
+    if len(views) < minimum:
+        raise InputError(f"need at least {minimum} views, got {len(views)}")
+    for index, view in enumerate(views):
+        if not isinstance(view, MaskedView):
+            raise TypeError(f"view {index} is a {type(view).__name__}, expected MaskedView")
+        if not view.mask.any():
+            raise InputError(f"view {index} has an empty {mask_name}")

@@ -84,18 +84,18 @@ def complete_capture(job: ReconstructJob, views: list):
 def run_reconstruct(job: ReconstructJob) -> dict:
     """Reconstruct the mesh of ``job.views_dir`` with ``job.backend`` (after multi-view completion with
     ``job.complete``) and export it to ``job.output``; with ``job.masks_out``, also write the consistent masks."""
-    from ..integrations.base import check_views
     from ..integrations.captures import load_capture, save_capture
     from ..integrations.registry import create_backend
     from ..io import check_output_file, check_output_folder
     from ..meshes import export_mesh
+    from ..types import check_views
 
     check_output_file(job.output)
     backend = create_backend(job.backend, **job.backend_options())
     views = load_capture(job.views_dir)
     summary = {"output": str(job.output), "views": len(views)}
     if job.complete:
-        check_views(views)  # two views or more, no empty visible mask: before the model loads
+        check_views(views, mask_name="visible mask")  # two views or more, no empty visible mask: before the model loads
         if job.masks_out is not None:
             check_output_folder(job.masks_out)
         fused = complete_capture(job, views)
