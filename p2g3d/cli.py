@@ -93,6 +93,12 @@ COMMANDS = {
         "train or fine-tune a pix2gestalt / Zero-1-to-3 model (resumes automatically)",
         resumes=True,
     ),
+    "distill": Command(
+        "p2g3d.training.distill_config:DistillConfig",
+        "p2g3d.training.distill:distill",
+        "distil a pix2gestalt model into a few-step student without guidance (resumes automatically)",
+        resumes=True,
+    ),
     "eval-amodal": Command(
         "p2g3d.jobs.eval_amodal:EvalAmodalJob",
         "p2g3d.jobs.eval_amodal:run_eval_amodal",
@@ -149,6 +155,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser, settings_class) -> N
             continue
         if spec.metadata.get("action") == "append":
             options["action"] = "append"
+        if "nargs" in spec.metadata:
+            options["nargs"] = spec.metadata["nargs"]
         if spec.metadata.get("required"):
             options["required"] = True
         elif flag.startswith("-"):

@@ -15,6 +15,7 @@ object and its amodal mask in the same frame. Work flow per call:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -37,14 +38,14 @@ from .framing import (
     unframe_masks_on_device,
 )
 from .io import as_image, object_masks
-from .loading import DEFAULT_MODEL_NOTE, default_model_path, load_pipeline
+from .loading import DEFAULT_MODEL_NOTE, EMBEDDED_MODELS, load_pipeline, resolve_model_name
 from .masks import amodal_mask_from_whole, amodal_masks_on_device, attached_parts, majority_vote, sample_agreement
 from .pipelines.image_processing import to_uint8
 from .pipelines.pix2gestalt import Pix2GestaltPipeline
 from .runtime import resolve_device, resolve_dtype
 from .sampling import batched, sample_seed, seeded_noise
 from .schedulers import with_scheduler
-from .settings import CompletionSettings, ModelSettings
+from .settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, CompletionSettings, ModelSettings
 from .types import AmodalObject
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,15 @@ class PreparedScene:
     frame: Frame
     context: torch.Tensor
     concat_latents: torch.Tensor
+
+
+def with_model_defaults(settings: CompletionSettings, defaults: dict) -> CompletionSettings:
+    """``settings`` with the steps and guidance left unset taken from the model's saved ``defaults``
+    (:attr:`Pix2GestaltPipeline.sampling_defaults`), else 50 steps and guidance 2."""
+    steps = settings.num_inference_steps or int(defaults.get("num_inference_steps", DEFAULT_STEPS))
+    guidance = settings.guidance_scale
+    guidance = float(defaults.get("guidance_scale", DEFAULT_GUIDANCE)) if guidance is None else guidance
+    return dataclasses.replace(settings, num_inference_steps=steps, guidance_scale=guidance)
 
 
 def seed_key(scene: tuple, count: int) -> tuple[str | int, list[int]]:
@@ -91,7 +101,7 @@ class AmodalCompleter:
     """
 
     def __init__(self, pipeline: Pix2GestaltPipeline, *, device_postprocess: bool | None = None, **settings):
-        self.settings = CompletionSettings(**settings)
+        self.settings = with_model_defaults(CompletionSettings(**settings), pipeline.sampling_defaults)
         self.pipeline = with_scheduler(pipeline, self.settings.scheduler)
         self.device_postprocess = (
             pipeline.device.type == "cuda" if device_postprocess is None else bool(device_postprocess)
@@ -106,11 +116,13 @@ class AmodalCompleter:
         compile_mode: str | None = None,
         **settings,
     ) -> AmodalCompleter:
-        """Load a converted model folder (or a hub id when online); with no path, the embedded demonstration model.
+        """Load a converted model folder (or a hub id when online); with no path or ``"embedded"``, the embedded
+        demonstration model; ``"embedded-fast"``, its few-step student (4 UNet calls per sample, no guidance).
 
         Args:
-            path_or_hub_id: folder written by ``p2g3d convert`` or ``p2g3d train``, a hub repository id, or None
-                for the embedded demonstration model (trained on synthetic objects only; see the README).
+            path_or_hub_id: folder written by ``p2g3d convert``, ``p2g3d train`` or ``p2g3d distill``, a hub
+                repository id, None / ``"embedded"`` / ``"embedded-fast"`` for the embedded demonstration models
+                (trained on synthetic objects only; see the README).
             device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when available, else CPU.
             dtype: ``"fp32"``, ``"fp16"``, ``"bf16"``; default fp16 on CUDA, fp32 on CPU.
             compile_mode: None (eager, the faithful path) or a ``torch.compile`` mode (``"reduce-overhead"`` adds
@@ -119,9 +131,9 @@ class AmodalCompleter:
         """
         CompletionSettings(**settings)  # bad settings fail before the model loads
         ModelSettings(compile_mode=compile_mode)
-        if path_or_hub_id is None:
+        if path_or_hub_id is None or str(path_or_hub_id) in EMBEDDED_MODELS:
             logger.info(DEFAULT_MODEL_NOTE)
-            path_or_hub_id = default_model_path()
+        path_or_hub_id = resolve_model_name(path_or_hub_id)
         resolved_device = resolve_device(device)
         pipeline = load_pipeline(
             Pix2GestaltPipeline, path_or_hub_id, resolved_device, resolve_dtype(dtype, resolved_device)
@@ -238,6 +250,7 @@ class AmodalCompleter:
             concat_latents=torch.stack([prepared[s].concat_latents[i] for s, i, _ in batch]),
             num_inference_steps=self.settings.num_inference_steps,
             guidance_scale=self.settings.guidance_scale,
+            guidance_interval=self.settings.guidance_interval,
             eta=self.settings.eta,
             generator=generators,
             latents=latents,

@@ -58,7 +58,9 @@ def validate_model_folder(path: str | os.PathLike, pipeline_class_name: str | No
         raise ModelFolderError(
             f"{folder} holds a {found_class} model, but a {pipeline_class_name} model is needed here"
         )
-    components = {name: spec for name, spec in index.items() if not name.startswith("_")}
+    components = {  # component entries are [library, class]; other entries are settings (sampling_defaults)
+        name: spec for name, spec in index.items() if not name.startswith("_") and isinstance(spec, list)
+    }
     for name, spec in components.items():
         sub = folder / name
         if not sub.is_dir():
@@ -87,6 +89,26 @@ def default_model_path() -> Path:
     from importlib import resources
 
     return Path(str(resources.files("p2g3d") / "default_model"))
+
+
+def default_fast_model_path() -> Path:
+    """Folder of the embedded few-step student of the demonstration model (latent consistency distillation)."""
+    from importlib import resources
+
+    return Path(str(resources.files("p2g3d") / "default_fast_model"))
+
+
+EMBEDDED_MODELS = {"embedded": default_model_path, "embedded-fast": default_fast_model_path}
+
+
+def resolve_model_name(path_or_hub_id: str | os.PathLike | None) -> str | os.PathLike:
+    """The folder of a pix2gestalt model name: ``None`` or ``"embedded"`` -> the embedded demonstration model,
+    ``"embedded-fast"`` -> its few-step student (reserved names: they win over a local folder so named); anything
+    else is returned unchanged (a folder or a hub id)."""
+    if path_or_hub_id is None:
+        return default_model_path()
+    finder = EMBEDDED_MODELS.get(str(path_or_hub_id))
+    return finder() if finder is not None else path_or_hub_id
 
 
 def default_zero123_path() -> Path:

@@ -9,7 +9,11 @@ name               sampler
 ``dpmpp-2m``       ``DPMSolverMultistepScheduler``, DPM-Solver++ (2M), the usual few-step choice for eps models
 ``unipc``          ``UniPCMultistepScheduler`` (bh2)
 ``euler``          ``EulerDiscreteScheduler`` (sigma-space Euler)
+``lcm``            ``LCMScheduler``: the sampler of consistency-distilled students (``p2g3d distill``), which save it
 =================  ================================================================================================
+
+A model folder's own scheduler (``scheduler/`` beside the weights) is used when none is named, so a model saved with
+a sampler samples with it: converted models with the official DDIM, distilled students with ``LCMScheduler``.
 
 Classifier-free guidance is the pipeline's (the guided eps goes to the solver's step), so every sampler applies it
 the same way; ``eta`` reaches only the samplers that take it (the DDIM ones).
@@ -19,12 +23,18 @@ from __future__ import annotations
 
 from .errors import InputError
 
-SCHEDULERS = ("official-ddim", "ddim-trailing", "dpmpp-2m", "unipc", "euler")
+SCHEDULERS = ("official-ddim", "ddim-trailing", "dpmpp-2m", "unipc", "euler", "lcm")
 
 
 def make_scheduler(name: str, config):
     """The scheduler ``name`` (module table) for a model whose scheduler config is ``config``."""
-    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, UniPCMultistepScheduler
+    from diffusers import (
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        EulerDiscreteScheduler,
+        LCMScheduler,
+        UniPCMultistepScheduler,
+    )
 
     from .pipelines.official_ddim import OfficialDDIMScheduler
 
@@ -38,6 +48,8 @@ def make_scheduler(name: str, config):
         return UniPCMultistepScheduler.from_config(config)
     if name == "euler":
         return EulerDiscreteScheduler.from_config(config)
+    if name == "lcm":
+        return LCMScheduler.from_config(config)
     raise InputError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {name!r}")
 
 
@@ -46,5 +58,8 @@ def with_scheduler(pipeline, name: str | None):
     (the given pipeline is left as it is)."""
     if name is None:
         return pipeline
-    swapped = type(pipeline)(**{**pipeline.components, "scheduler": make_scheduler(name, pipeline.scheduler.config)})
+    scheduler = make_scheduler(name, pipeline.scheduler.config)
+    swapped = type(pipeline)(
+        **{**pipeline.components, "scheduler": scheduler}, sampling_defaults=pipeline.sampling_defaults
+    )
     return swapped.to(pipeline.device)

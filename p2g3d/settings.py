@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .errors import InputError
 from .framing import FRAMINGS
 from .masks import MASK_RULES
 from .schedulers import SCHEDULERS
@@ -23,6 +24,8 @@ MAX_SAMPLES = 64  # samples per object
 MAX_BATCH = 1024  # (item, sample) pairs per model call
 MAX_VIEWS = 72  # generated views per ring (5 degrees apart)
 MAX_IMAGE_SIZE = 1024  # pixels per side of generated training images and of training
+DEFAULT_STEPS = 50  # pix2gestalt sampling steps and guidance for models that save no defaults of their own
+DEFAULT_GUIDANCE = 2.0
 
 
 def option(default=None, flag: str | None = None, help: str = "", **extra):
@@ -101,9 +104,11 @@ class SamplingSettings:
     batch_size: int = field(default=8, metadata={"flag": "--batch-size", "help": "(item, sample) pairs per model call"})
 
     def __post_init__(self):
-        check_number(self, "num_inference_steps", integer=True, low=2, high=1000)
+        if self.num_inference_steps is not None:
+            check_number(self, "num_inference_steps", integer=True, low=2, high=1000)
         check_number(self, "batch_size", integer=True, low=1, high=MAX_BATCH)
-        check_number(self, "guidance_scale")
+        if self.guidance_scale is not None:
+            check_number(self, "guidance_scale")
         check_number(self, "eta", low=0)
         if self.scheduler is not None:
             check_choice(self, "scheduler", SCHEDULERS)
@@ -115,8 +120,12 @@ class CompletionSettings(SamplingSettings):
 
     Attributes:
         num_samples: samples per object, voted per pixel (the paper votes over several).
-        num_inference_steps: requested DDIM steps (official default 200; 50 is close and 4x faster).
-        guidance_scale: classifier-free guidance (official 2.0).
+        num_inference_steps: requested sampling steps; None: the model's saved default (a distilled student's),
+            else 50 (official default 200; 50 is close and 4x faster).
+        guidance_scale: classifier-free guidance; None: the model's saved default (1 for a student), else 2.0
+            (official).
+        guidance_interval: ``(low, high)``: guidance only at the steps whose ``t / 1000`` lies in ``[low, high]``
+            (one conditional UNet call at the others); None: every step (official).
         eta: DDIM eta (official 1.0).
         framing: ``"squash"`` (official, whole image resized to the square) or ``"pad"`` (aspect kept).
         mask_rule: ``"rgb"`` (correct RGB->gray, default) or ``"official"`` (the official channel-swapped gray).
@@ -125,6 +134,28 @@ class CompletionSettings(SamplingSettings):
             every pixel; by default only the object attached to its visible part is kept).
     """
 
+    num_inference_steps: int | None = field(
+        default=None,
+        metadata={
+            "flag": "--steps",
+            "help": f"sampling steps (default: the model's own; {DEFAULT_STEPS} unless it saves one)",
+        },
+    )
+    guidance_scale: float | None = field(
+        default=None,
+        metadata={
+            "flag": "--guidance",
+            "help": f"guidance scale (default: the model's own; {DEFAULT_GUIDANCE} unless it saves one)",
+        },
+    )
+    guidance_interval: tuple[float, float] | None = field(
+        default=None,
+        metadata={
+            "flag": "--guidance-interval",
+            "nargs": 2,
+            "help": "LOW HIGH: guidance only at the steps with t/1000 in [LOW, HIGH], one UNet call at the others",
+        },
+    )
     num_samples: int = field(default=4, metadata={"flag": "--samples", "help": "samples per object, voted per pixel"})
     framing: str = field(
         default="squash", metadata={"flag": "--framing", "choices": FRAMINGS, "help": "squash is official"}
@@ -139,6 +170,14 @@ class CompletionSettings(SamplingSettings):
     def __post_init__(self):
         super().__post_init__()
         check_number(self, "num_samples", integer=True, low=1, high=MAX_SAMPLES)
+        if self.guidance_interval is not None:
+            interval = tuple(self.guidance_interval)
+            valid = len(interval) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in interval
+            )
+            if not valid or not 0 <= interval[0] <= interval[1] <= 1:
+                raise InputError(f"guidance_interval must be (low, high) with 0 <= low <= high <= 1, got {interval}")
+            object.__setattr__(self, "guidance_interval", (float(interval[0]), float(interval[1])))
         check_choice(self, "framing", FRAMINGS)
         check_choice(self, "mask_rule", MASK_RULES)
 

@@ -22,7 +22,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPVisionModelWithProjection
 
 from ..errors import InputError
-from ..loading import default_model_path
+from ..loading import default_model_path, resolve_model_name
 from .cc_projection import CCProjection
 from .image_processing import clip_pixel_values, to_uint8
 
@@ -51,10 +51,11 @@ class ImageConditionedPipeline(DiffusionPipeline):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path=None, **kwargs):
-        """Load a model folder or hub id, as diffusers does; None loads the family's embedded demonstration model
-        (small, trained on synthetic objects only)."""
+        """Load a model folder or hub id, as diffusers does; None (or ``"embedded"``) loads the family's embedded
+        demonstration model (small, trained on synthetic objects only), ``"embedded-fast"`` its few-step student."""
         if pretrained_model_name_or_path is None:
             pretrained_model_name_or_path = cls.embedded_model_path()
+        pretrained_model_name_or_path = resolve_model_name(pretrained_model_name_or_path)
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     model_cpu_offload_seq = "image_encoder->cc_projection->vae->unet->vae"
@@ -66,11 +67,19 @@ class ImageConditionedPipeline(DiffusionPipeline):
         unet: UNet2DConditionModel,
         cc_projection: CCProjection,
         scheduler: KarrasDiffusionSchedulers,
+        sampling_defaults: dict | None = None,
     ):
         super().__init__()
         self.register_modules(
             vae=vae, image_encoder=image_encoder, unet=unet, cc_projection=cc_projection, scheduler=scheduler
         )
+        self.register_to_config(sampling_defaults=dict(sampling_defaults) if sampling_defaults else None)
+
+    @property
+    def sampling_defaults(self) -> dict:
+        """Sampling settings saved with the model (``model_index.json``), used where a caller gives none: e.g.
+        ``{"num_inference_steps": 4, "guidance_scale": 1.0}`` for a distilled student; empty for other models."""
+        return dict(self.config.get("sampling_defaults") or {})
 
     @property
     def vae_scale_factor(self) -> int:
@@ -202,6 +211,15 @@ class ImageConditionedPipeline(DiffusionPipeline):
         """``eta`` and ``generator`` for ``scheduler.step``, where the scheduler takes them."""
         parameters = set(inspect.signature(self.scheduler.step).parameters)
         return {key: value for key, value in (("eta", eta), ("generator", generator)) if key in parameters}
+
+    def guidance_at(self, t, guidance_scale: float, guidance_interval: tuple[float, float] | None) -> float:
+        """The guidance scale of the step at timestep ``t``: ``guidance_scale`` when ``t / T`` lies in the closed
+        ``guidance_interval`` (T = the training timesteps; None: every step), else 1 (one conditional call: guidance
+        on a limited interval, Kynkaanniemi et al., NeurIPS 2024)."""
+        if guidance_interval is None:
+            return guidance_scale
+        position = float(t) / self.scheduler.config.num_train_timesteps
+        return guidance_scale if guidance_interval[0] <= position <= guidance_interval[1] else 1.0
 
     def denoise(self, latents, t, context, concat_latents, guidance_scale: float, step_kwargs: dict):
         """One scheduler step from ``latents`` at ``t`` with the guided eps; returns the scheduler's output."""

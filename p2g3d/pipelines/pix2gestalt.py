@@ -102,6 +102,7 @@ class Pix2GestaltPipeline(ImageConditionedPipeline):
         callback_on_step_end_tensor_inputs: list[str] | None = None,
         context: torch.Tensor | None = None,
         concat_latents: torch.Tensor | None = None,
+        guidance_interval: tuple[float, float] | None = None,
     ) -> ImagePipelineOutput | tuple:
         """Synthesise the whole object.
 
@@ -126,11 +127,17 @@ class Pix2GestaltPipeline(ImageConditionedPipeline):
             callback_on_step_end_tensor_inputs: names of the tensors passed to the callback.
             context, concat_latents: the conditioning ``(B, 1, C)`` and ``(B, 8, h, w)`` encoded beforehand (e.g.
                 by :meth:`encode_scene_objects`), in place of ``image`` and ``visible_mask``.
+            guidance_interval: ``(low, high)`` in [0, 1]: guidance only at the steps whose ``t / 1000`` lies in
+                it, one conditional UNet call at the others (None: guidance at every step, official).
         """
         tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
         height, width = self.check_inputs(
             output_type, num_images_per_prompt, tensor_inputs, height, width, guidance_scale, eta
         )
+        if guidance_interval is not None and not 0 <= guidance_interval[0] <= guidance_interval[1] <= 1:
+            raise InputError(
+                f"guidance_interval must be (low, high) with 0 <= low <= high <= 1, got {guidance_interval}"
+            )
         device = self._execution_device
 
         # 1-2. Conditioning: CLIP context and concat latents of the inputs in model space (unless given).
@@ -145,11 +152,12 @@ class Pix2GestaltPipeline(ImageConditionedPipeline):
         # 4. Starting noise x_T.
         latents = self.prepare_latents(context.shape[0], height, width, generator, latents, device)
 
-        # 5. Denoising loop with classifier-free guidance.
+        # 5. Denoising loop with classifier-free guidance (on the steps of ``guidance_interval`` when given).
         step_kwargs = self.prepare_step_kwargs(generator, eta)
         with self.progress_bar(total=len(timesteps)) as progress:
             for step_index, t in enumerate(timesteps):
-                step = self.denoise(latents, t, context, concat_latents, guidance_scale, step_kwargs)
+                scale = self.guidance_at(t, guidance_scale, guidance_interval)
+                step = self.denoise(latents, t, context, concat_latents, scale, step_kwargs)
                 latents = self.step_callback(callback_on_step_end, step_index, t, step, tensor_inputs)
                 progress.update()
 

@@ -79,9 +79,10 @@ def load_start(config: TrainConfig):
     return pipe
 
 
-def step_generators(seed: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
-    """The numpy and torch generators of one step: a resumed run draws exactly what an uninterrupted run drew."""
-    rng = np.random.default_rng([seed, step])
+def step_generators(seed: int, step: int, process: int = 0) -> tuple[np.random.Generator, torch.Generator]:
+    """The numpy and torch generators of one step (of one process, under ``accelerate launch``): a resumed run draws
+    exactly what an uninterrupted run drew, and each process draws its own batch."""
+    rng = np.random.default_rng([seed, step, process] if process else [seed, step])
     return rng, torch.Generator().manual_seed(int(rng.integers(2**62)))
 
 
@@ -205,9 +206,9 @@ def _prepare_training(config: TrainConfig, accelerator):
     return pipe, optimizer, schedule, ema
 
 
-def _step_loss(pipe, recipe, config: TrainConfig, dataset, encoded, step: int) -> torch.Tensor:
+def _step_loss(pipe, recipe, config: TrainConfig, dataset, encoded, step: int, process: int = 0) -> torch.Tensor:
     """The loss of training step ``step`` (its batch and randomness come from ``(seed, step)``)."""
-    rng, generator = step_generators(config.seed, step)
+    rng, generator = step_generators(config.seed, step, process)
     if config.stage == "vae":
         return autoencoder_loss(pipe, recipe.autoencoder_batch(dataset, config, rng), config.kl_weight, generator)
     return recipe.diffusion_loss(pipe, dataset, encoded, config, rng, generator)
@@ -253,7 +254,7 @@ def train(config: TrainConfig) -> Path:
     with open(output / "train_log.jsonl", "a") as log:
         for step in progress:
             with accelerator.autocast():
-                loss = _step_loss(pipe, recipe, config, dataset, encoded, step)
+                loss = _step_loss(pipe, recipe, config, dataset, encoded, step, accelerator.process_index)
             accelerator.backward(loss)
             optimizer.step()
             schedule.step()

@@ -157,6 +157,7 @@ def claim_run_folder(output: Path, record_name: str, fingerprint: dict, kind: st
     ``output/record_name``; a folder holding a run of ``kind`` with another fingerprint is refused, the differences
     named (its finished items would not apply)."""
     check_output_folder(output)
+    fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back (tuples become lists)
     record = output / record_name
     if not record.is_file():
         write_files_atomic({record: json_bytes(fingerprint)})
