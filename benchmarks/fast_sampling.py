@@ -2,12 +2,12 @@
 solver, guidance on a limited interval, and the distilled few-step student; quality and time per object.
 
     python benchmarks/fast_sampling.py --data data/heldout-ood --limit 60 --samples 3 [--seeds 0 1]
-        [--teacher embedded] [--student embedded-fast] [--device cuda --batch-size 48] [--json FILE]
+        [--teacher embedded] [--student embedded-fast] [--device cuda --batch-size 48] [--json FILE] [--plot PNG]
 
 Every row scores the same objects with the same seeds (vote and single-sample mIoU, mean over seeds); "UNet rows /
 sample" counts the rows the UNet evaluated per sample (classifier-free guidance doubles them), "s / object" is the
 wall time per object with its samples (model loading excluded, one warm-up object first), "samples / s" the
-throughput. Runs on a GPU as it is (``--device cuda``).
+throughput. Runs on a GPU as it is (``--device cuda``). ``--plot`` draws vote mIoU against the UNet rows per sample.
 """
 
 from __future__ import annotations
@@ -29,13 +29,21 @@ ROWS = [
     ("teacher, official DDIM", "teacher", {"num_inference_steps": 20}),
     ("teacher, official DDIM", "teacher", {"num_inference_steps": 10}),
     ("teacher, DPM-Solver++ 2M (best solver)", "teacher", {"num_inference_steps": 8, "scheduler": "dpmpp-2m"}),
+    ("teacher, DPM-Solver++ 2M (best solver)", "teacher", {"num_inference_steps": 4, "scheduler": "dpmpp-2m"}),
     (
         "teacher, DDIM, guidance only for t/1000 in [0.5, 1]",
         "teacher",
         {"num_inference_steps": 20, "guidance_interval": (0.5, 1.0)},
     ),
+    (
+        "teacher, DDIM, guidance only for t/1000 in [0.2, 0.8]",
+        "teacher",
+        {"num_inference_steps": 20, "guidance_interval": (0.2, 0.8)},
+    ),
     ("student (LCM), guidance folded in", "student", {"num_inference_steps": 4}),
+    ("student (LCM), guidance folded in", "student", {"num_inference_steps": 3}),
     ("student (LCM), guidance folded in", "student", {"num_inference_steps": 2}),
+    ("student (LCM), guidance folded in", "student", {"num_inference_steps": 1}),
 ]
 
 
@@ -61,6 +69,7 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--plot", default=None, help="write quality against UNet rows per sample here (PNG)")
     args = parser.parse_args()
 
     models = {
@@ -118,6 +127,43 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as file:
             json.dump({"device": name, "arguments": vars(args), "rows": results}, file, indent=2)
+    if args.plot:
+        plot(results, args.plot, title=f"{args.limit} held-out objects, {args.samples} samples, seeds {args.seeds}")
+
+
+def plot(results: list[dict], path: str, title: str) -> None:
+    """Vote mIoU (mean over seeds, bars: min to max) against UNet rows per sample, log scale, one point a row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for row in results:
+        vote = np.array(row["vote"])
+        student = row["method"].startswith("student")
+        axes.errorbar(
+            row["unet_rows_per_sample"],
+            vote.mean(),
+            yerr=[[vote.mean() - vote.min()], [vote.max() - vote.mean()]],
+            marker="*" if student else "o",
+            markersize=10 if student else 6,
+            color="tab:red" if student else "tab:blue",
+            capsize=3,
+        )
+        label = f"{row['method'].split(',')[0]} {row['steps']}"
+        if "DPM" in row["method"]:
+            label = f"DPM-Solver++ {row['steps']}"
+        elif "interval" in row["method"]:
+            label = f"DDIM {row['steps']}, guidance in {row['method'].split(' in ')[1]}"
+        axes.annotate(label, (row["unet_rows_per_sample"], vote.mean()), textcoords="offset points", xytext=(5, -12))
+    axes.set_xscale("log")
+    axes.set_xlabel("UNet rows per sample (log scale; guidance doubles a step)")
+    axes.set_ylabel("vote mIoU (%)")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":

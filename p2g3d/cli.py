@@ -165,7 +165,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, settings_class) -> N
         if "choices" in spec.metadata:
             options["choices"] = spec.metadata["choices"]
         elif flag.startswith("-"):
-            options["metavar"] = flag.lstrip("-").upper().replace("-", "_")
+            options["metavar"] = spec.metadata.get("metavar", flag.lstrip("-").upper().replace("-", "_"))
         parser.add_argument(*names, type=kind, **options)
 
 

@@ -44,7 +44,7 @@ from .pipelines.image_processing import to_uint8
 from .pipelines.pix2gestalt import Pix2GestaltPipeline
 from .runtime import resolve_device, resolve_dtype
 from .sampling import batched, sample_seed, seeded_noise
-from .schedulers import with_scheduler
+from .schedulers import check_step_count, with_scheduler
 from .settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, CompletionSettings, ModelSettings
 from .types import AmodalObject
 
@@ -103,6 +103,7 @@ class AmodalCompleter:
     def __init__(self, pipeline: Pix2GestaltPipeline, *, device_postprocess: bool | None = None, **settings):
         self.settings = with_model_defaults(CompletionSettings(**settings), pipeline.sampling_defaults)
         self.pipeline = with_scheduler(pipeline, self.settings.scheduler)
+        check_step_count(self.pipeline.scheduler, self.settings.num_inference_steps)
         self.device_postprocess = (
             pipeline.device.type == "cuda" if device_postprocess is None else bool(device_postprocess)
         )
@@ -117,7 +118,7 @@ class AmodalCompleter:
         **settings,
     ) -> AmodalCompleter:
         """Load a converted model folder (or a hub id when online); with no path or ``"embedded"``, the embedded
-        demonstration model; ``"embedded-fast"``, its few-step student (4 UNet calls per sample, no guidance).
+        demonstration model; ``"embedded-fast"``, its few-step student (3 UNet calls a sample by default, no guidance).
 
         Args:
             path_or_hub_id: folder written by ``p2g3d convert``, ``p2g3d train`` or ``p2g3d distill``, a hub

@@ -38,7 +38,7 @@ from .loading import default_zero123_path, load_pipeline
 from .masks import amodal_mask_from_whole
 from .runtime import resolve_device, resolve_dtype
 from .sampling import batched, derive_seed, seeded_noise
-from .schedulers import with_scheduler
+from .schedulers import check_step_count, with_scheduler
 from .settings import NovelViewSettings
 from .types import MaskedView
 
@@ -105,6 +105,7 @@ class NovelViewGenerator:
     def __init__(self, pipeline: Zero123Pipeline, **settings):
         self.settings = NovelViewSettings(**settings)
         self.pipeline = with_scheduler(pipeline, self.settings.scheduler)
+        check_step_count(self.pipeline.scheduler, self.settings.num_inference_steps)
 
     @classmethod
     def from_pretrained(

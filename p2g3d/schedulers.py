@@ -63,3 +63,12 @@ def with_scheduler(pipeline, name: str | None):
         **{**pipeline.components, "scheduler": scheduler}, sampling_defaults=pipeline.sampling_defaults
     )
     return swapped.to(pipeline.device)
+
+
+def check_step_count(scheduler, num_inference_steps: int) -> None:
+    """Refuse a step count ``scheduler`` cannot run: the official DDIM needs 2 or more (at 1 it would run no UNet
+    call); the others, a distilled student's ``LCMScheduler`` included, take 1."""
+    from .pipelines.official_ddim import OfficialDDIMScheduler, official_ddim_timesteps
+
+    if isinstance(scheduler, OfficialDDIMScheduler):
+        official_ddim_timesteps(num_inference_steps, scheduler.config.num_train_timesteps)

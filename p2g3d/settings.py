@@ -88,7 +88,9 @@ class SamplingSettings:
     """Settings every diffusion stage shares. The command line is generated from these fields (``flag`` and
     ``help`` in each field's metadata), so a default lives here and nowhere else."""
 
-    num_inference_steps: int = field(default=50, metadata={"flag": "--steps", "help": "sampling steps"})
+    num_inference_steps: int = field(
+        default=50, metadata={"flag": "--steps", "help": "sampling steps (at least 2 with the official DDIM)"}
+    )
     guidance_scale: float = field(
         default=2.0, metadata={"flag": "--guidance", "help": "classifier-free guidance scale"}
     )
@@ -105,7 +107,7 @@ class SamplingSettings:
 
     def __post_init__(self):
         if self.num_inference_steps is not None:
-            check_number(self, "num_inference_steps", integer=True, low=2, high=1000)
+            check_number(self, "num_inference_steps", integer=True, low=1, high=1000)
         check_number(self, "batch_size", integer=True, low=1, high=MAX_BATCH)
         if self.guidance_scale is not None:
             check_number(self, "guidance_scale")
@@ -153,7 +155,8 @@ class CompletionSettings(SamplingSettings):
         metadata={
             "flag": "--guidance-interval",
             "nargs": 2,
-            "help": "LOW HIGH: guidance only at the steps with t/1000 in [LOW, HIGH], one UNet call at the others",
+            "metavar": ("LOW", "HIGH"),
+            "help": "guidance only at the steps with t/1000 in [LOW, HIGH], one UNet call at the others",
         },
     )
     num_samples: int = field(default=4, metadata={"flag": "--samples", "help": "samples per object, voted per pixel"})

@@ -173,14 +173,19 @@ def test_the_distill_command(distill_data, tiny_model_dir, tmp_path, capsys):
     assert main(["distill", "--data", str(tmp_path / "nowhere"), "-o", str(output)]) == 2
 
 
-def test_embedded_fast_is_a_four_step_student_without_guidance():
+def test_embedded_fast_is_a_three_step_student_without_guidance():
     assert resolve_model_name("embedded-fast") == default_fast_model_path()
     validate_model_folder(default_fast_model_path(), "Pix2GestaltPipeline")
     completer = AmodalCompleter.from_pretrained("embedded-fast", num_samples=3)
-    assert (completer.settings.num_inference_steps, completer.settings.guidance_scale) == (4, 1.0)
+    assert (completer.settings.num_inference_steps, completer.settings.guidance_scale) == (3, 1.0)
     counter = RowCounter(completer.pipeline.unet)
     completer(*_scene(64), seed=0, show_progress=False)
-    assert counter.calls == [3, 3, 3, 3]  # 4 UNet calls, no unconditional rows
+    assert counter.calls == [3, 3, 3]  # 3 UNet calls (its saved default), no unconditional rows
+    counter.calls.clear()
+    AmodalCompleter(completer.pipeline, num_samples=3, num_inference_steps=1)(*_scene(64), seed=0, show_progress=False)
+    assert counter.calls == [3]  # one step is a student's choice; the official DDIM refuses it
+    with pytest.raises(InputError, match="1 step would run no UNet call"):
+        AmodalCompleter.from_pretrained("embedded", num_inference_steps=1)
 
 
 @pytest.fixture
@@ -212,7 +217,7 @@ def test_complete_and_batch_take_embedded_fast_with_its_own_steps(tmp_path, used
     common = ["--model", "embedded-fast", "--samples", "2", "--device", "cpu"]
     assert main(["complete", str(image), "--mask", str(mask), "-o", str(tmp_path / "one"), *common]) == 0
     assert main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "many"), *common]) == 0
-    assert used_settings and set(used_settings) == {(4, 1.0)}
+    assert used_settings and set(used_settings) == {(3, 1.0)}
     used_settings.clear()
     assert (
         main(["complete", str(image), "--mask", str(mask), "-o", str(tmp_path / "two"), *common, "--steps", "2"]) == 0
@@ -230,6 +235,6 @@ def test_eval_amodal_and_image_to_3d_take_embedded_fast(tmp_path, used_settings,
     image, mask = _write_scene(tmp_path / "in")
     argv = ["image-to-3d", str(image), "--mask", str(mask), "-o", str(tmp_path / "mesh"), "--model", "embedded-fast"]
     assert main([*argv, "--samples", "2", "--views", "4", "--backend-steps", "2", "--device", "cpu"]) == 0
-    assert set(used_settings) == {(4, 1.0)}
+    assert set(used_settings) == {(3, 1.0)}
     summary = json.loads((tmp_path / "mesh" / "summary.json").read_text())
     assert summary["completed"]
