@@ -131,6 +131,18 @@ def main() -> None:
         plot(results, args.plot, title=f"{args.limit} held-out objects, {args.samples} samples, seeds {args.seeds}")
 
 
+def short_label(row: dict) -> str:
+    """A row's name on the plot: "DDIM 50", "DPM++ 8", "DDIM 20, guided [0.5, 1]", "student 4"."""
+    method, steps = row["method"], row["steps"]
+    if method.startswith("student"):
+        return f"student {steps}"
+    if "DPM" in method:
+        return f"DPM++ {steps}"
+    if " in [" in method:
+        return f"DDIM {steps}, guided {method[method.index(' in [') + 4 :]}"
+    return f"DDIM {steps}"
+
+
 def plot(results: list[dict], path: str, title: str) -> None:
     """Vote mIoU (mean over seeds, bars: min to max) against UNet rows per sample, log scale, one point a row."""
     import matplotlib
@@ -151,12 +163,13 @@ def plot(results: list[dict], path: str, title: str) -> None:
             color="tab:red" if student else "tab:blue",
             capsize=3,
         )
-        label = f"{row['method'].split(',')[0]} {row['steps']}"
-        if "DPM" in row["method"]:
-            label = f"DPM-Solver++ {row['steps']}"
-        elif "interval" in row["method"]:
-            label = f"DDIM {row['steps']}, guidance in {row['method'].split(' in ')[1]}"
-        axes.annotate(label, (row["unet_rows_per_sample"], vote.mean()), textcoords="offset points", xytext=(5, -12))
+        axes.annotate(
+            short_label(row),
+            (row["unet_rows_per_sample"], vote.mean()),
+            textcoords="offset points",
+            xytext=(6, 8 if student and row["steps"] % 2 else -12),
+            fontsize=8,
+        )
     axes.set_xscale("log")
     axes.set_xlabel("UNet rows per sample (log scale; guidance doubles a step)")
     axes.set_ylabel("vote mIoU (%)")
