@@ -43,12 +43,12 @@ from ..loading import resolve_model_name
 from .distill_config import DistillConfig
 from .gestalt import ENCODED_DATASET, encode_batch, load_batch, load_or_encode_dataset
 from .trainer import (
-    _resume,
-    _truncate_log,
     learning_rate_factor,
     prune_checkpoints,
+    resume_run,
     save_checkpoint,
     step_generators,
+    truncate_log,
 )
 
 logger = logging.getLogger(__name__)
@@ -184,9 +184,9 @@ def distill(config: DistillConfig) -> Path:
     accelerator.register_for_checkpointing(target)
     pipe.to(accelerator.device)
     target.to(accelerator.device)
-    start_step = _resume(accelerator, config, output)
+    start_step = resume_run(accelerator, config, output)
     save_json(output / "training.json", {**asdict(config), "recipe": "latent-consistency-distillation"})
-    _truncate_log(output / "train_log.jsonl", start_step)
+    truncate_log(output / "train_log.jsonl", start_step)
     encoded = None  # large datasets (the official 837K pairs) are encoded batch by batch
     if len(dataset) <= config.cache_limit:
         encoded = load_or_encode_dataset(pipe, dataset, image_size, output / ENCODED_DATASET)

@@ -152,7 +152,7 @@ def learning_rate_factor(step: int, warmup_steps: int, steps: int, decay_steps: 
     return 1.0
 
 
-def _resume(accelerator, config: TrainConfig, output: Path) -> int:
+def resume_run(accelerator, config: TrainConfig, output: Path) -> int:
     """Load the latest complete checkpoint of ``output`` if any; returns the step to continue from. Refuses settings
     that differ from the run's ``training.json`` (unless ``allow_changed_settings``) and a step count below the
     checkpoint's."""
@@ -214,7 +214,7 @@ def _step_loss(pipe, recipe, config: TrainConfig, dataset, encoded, step: int, p
     return recipe.diffusion_loss(pipe, dataset, encoded, config, rng, generator)
 
 
-def _truncate_log(log: Path, step: int) -> None:
+def truncate_log(log: Path, step: int) -> None:
     """Drop the log entries past ``step``: steps a killed run logged after its last checkpoint are trained again."""
     if log.is_file():
         kept = [line for line in log.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
@@ -240,9 +240,9 @@ def train(config: TrainConfig) -> Path:
     multiple = pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
     if config.image_size % multiple:
         raise InputError(f"image_size must be a multiple of {multiple} for this model, got {config.image_size}")
-    start_step = _resume(accelerator, config, output)
+    start_step = resume_run(accelerator, config, output)
     save_json(output / "training.json", asdict(config))
-    _truncate_log(output / "train_log.jsonl", start_step)
+    truncate_log(output / "train_log.jsonl", start_step)
 
     encoded = recipe.encode(pipe, dataset, config) if config.stage == "diffusion" else None
     if config.calibrate_latent_scale and config.stage == "diffusion":  # deterministic: a resumed run gets the same
