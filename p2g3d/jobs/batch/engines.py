@@ -78,8 +78,13 @@ def run_ray(
     if not chunks:
         return counts
 
+    import torch
+
+    threads = torch.get_num_threads()  # Ray starts workers with OMP_NUM_THREADS=1: other rounding, other pixels
+
     class Worker:  # one model per actor, built once
         def __init__(self):
+            torch.set_num_threads(threads)
             self.completer = make_completer()
 
         def __call__(self, batch: dict) -> dict:  # one chunk per call: chunks are fixed (see pending_chunks)
