@@ -27,7 +27,6 @@ exact resuming, learning-rate schedule, accelerate) is the trainer's.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import shutil
 import time
@@ -43,10 +42,9 @@ from ..loading import resolve_model_name
 from .distill_config import DistillConfig
 from .gestalt import ENCODED_DATASET, encode_batch, load_batch, load_or_encode_dataset
 from .trainer import (
+    end_step,
     learning_rate_factor,
-    prune_checkpoints,
     resume_run,
-    save_checkpoint,
     step_generators,
     truncate_log,
 )
@@ -209,15 +207,7 @@ def distill(config: DistillConfig) -> Path:
             schedule.step()
             optimizer.zero_grad()
             update_target(target, accelerator.unwrap_model(student), config.target_ema_decay)
-            done = step + 1
-            if done % config.log_every == 0 or done == config.steps:
-                record = {"step": done, "loss": float(loss.detach()), "lr": schedule.get_last_lr()[0]}
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-                progress.set_postfix(loss=f"{record['loss']:.5f}")
-            if done % config.checkpoint_every == 0 or done == config.steps:
-                save_checkpoint(accelerator, output / "checkpoints", done)
-                prune_checkpoints(output / "checkpoints", config.keep_checkpoints)
+            end_step(step + 1, loss, schedule, log, progress, accelerator, output / "checkpoints", config)
     pipe.unet = teacher
     return save_student(pipe, target, output, config, time.perf_counter() - started)
 

@@ -214,6 +214,19 @@ def _step_loss(pipe, recipe, config: TrainConfig, dataset, encoded, step: int, p
     return recipe.diffusion_loss(pipe, dataset, encoded, config, rng, generator)
 
 
+def end_step(done: int, loss, schedule, log, progress, accelerator, checkpoints: Path, config) -> None:
+    """After optimisation step ``done`` (1-based): log the loss every ``config.log_every`` steps (and at the end) to
+    ``log`` and the progress bar; write a checkpoint every ``config.checkpoint_every`` steps, keeping the newest."""
+    if done % config.log_every == 0 or done == config.steps:
+        record = {"step": done, "loss": float(loss.detach()), "lr": schedule.get_last_lr()[0]}
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+        progress.set_postfix(loss=f"{record['loss']:.5f}")
+    if done % config.checkpoint_every == 0 or done == config.steps:
+        save_checkpoint(accelerator, checkpoints, done)
+        prune_checkpoints(checkpoints, config.keep_checkpoints)
+
+
 def truncate_log(log: Path, step: int) -> None:
     """Drop the log entries past ``step``: steps a killed run logged after its last checkpoint are trained again."""
     if log.is_file():
@@ -261,15 +274,7 @@ def train(config: TrainConfig) -> Path:
             optimizer.zero_grad()
             if ema is not None:
                 ema.step(accelerator.unwrap_model(pipe.unet).parameters())
-            done = step + 1
-            if done % config.log_every == 0 or done == config.steps:
-                record = {"step": done, "loss": float(loss.detach()), "lr": schedule.get_last_lr()[0]}
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-                progress.set_postfix(loss=f"{record['loss']:.4f}")
-            if done % config.checkpoint_every == 0 or done == config.steps:
-                save_checkpoint(accelerator, checkpoints, done)
-                prune_checkpoints(checkpoints, config.keep_checkpoints)
+            end_step(step + 1, loss, schedule, log, progress, accelerator, checkpoints, config)
     return _save_final(pipe, ema, accelerator, output, config, time.perf_counter() - started)
 
 
