@@ -67,7 +67,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--device", default=None)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="pairs per call (default: the completer's, 16 UNet rows)"
+    )
     parser.add_argument("--json", default=None)
     parser.add_argument("--plot", default=None, help="write quality against UNet rows per sample here (PNG)")
     args = parser.parse_args()
@@ -112,7 +114,8 @@ def main() -> None:
     device = models["teacher"].device
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(
-        f"\n{args.limit} objects of {args.data}, {args.samples} samples, seeds {args.seeds}, batch {args.batch_size}, "
+        f"\n{args.limit} objects of {args.data}, {args.samples} samples, seeds {args.seeds}, "
+        f"batch {args.batch_size or '16 UNet rows'}, "
         f"{name} ({torch.get_num_threads()} threads)\n"
     )
     print(

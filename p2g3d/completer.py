@@ -45,7 +45,7 @@ from .pipelines.pix2gestalt import Pix2GestaltPipeline
 from .runtime import resolve_device, resolve_dtype
 from .sampling import batched, sample_seed, seeded_noise
 from .schedulers import check_step_count, with_scheduler
-from .settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, CompletionSettings, ModelSettings
+from .settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_UNET_ROWS, CompletionSettings, ModelSettings
 from .types import AmodalObject
 
 logger = logging.getLogger(__name__)
@@ -64,11 +64,13 @@ class PreparedScene:
 
 def with_model_defaults(settings: CompletionSettings, defaults: dict) -> CompletionSettings:
     """``settings`` with the steps and guidance left unset taken from the model's saved ``defaults``
-    (:attr:`Pix2GestaltPipeline.sampling_defaults`), else 50 steps and guidance 2."""
+    (:attr:`Pix2GestaltPipeline.sampling_defaults`), else 50 steps and guidance 2; an unset batch size fills
+    ``DEFAULT_UNET_ROWS`` UNet rows (guidance doubles each pair)."""
     steps = settings.num_inference_steps or int(defaults.get("num_inference_steps", DEFAULT_STEPS))
     guidance = settings.guidance_scale
     guidance = float(defaults.get("guidance_scale", DEFAULT_GUIDANCE)) if guidance is None else guidance
-    return dataclasses.replace(settings, num_inference_steps=steps, guidance_scale=guidance)
+    batch_size = settings.batch_size or DEFAULT_UNET_ROWS // (1 if guidance == 1.0 else 2)
+    return dataclasses.replace(settings, num_inference_steps=steps, guidance_scale=guidance, batch_size=batch_size)
 
 
 def seed_key(scene: tuple, count: int) -> tuple[str | int, list[int]]:

@@ -26,6 +26,7 @@ MAX_VIEWS = 72  # generated views per ring (5 degrees apart)
 MAX_IMAGE_SIZE = 1024  # pixels per side of generated training images and of training
 DEFAULT_STEPS = 50  # pix2gestalt sampling steps and guidance for models that save no defaults of their own
 DEFAULT_GUIDANCE = 2.0
+DEFAULT_UNET_ROWS = 16  # default UNet batch: 8 (object, sample) pairs with guidance ([uncond; cond]), 16 without
 
 
 def option(default=None, flag: str | None = None, help: str = "", **extra):
@@ -108,7 +109,8 @@ class SamplingSettings:
     def __post_init__(self):
         if self.num_inference_steps is not None:
             check_number(self, "num_inference_steps", integer=True, low=1, high=1000)
-        check_number(self, "batch_size", integer=True, low=1, high=MAX_BATCH)
+        if self.batch_size is not None:
+            check_number(self, "batch_size", integer=True, low=1, high=MAX_BATCH)
         if self.guidance_scale is not None:
             check_number(self, "guidance_scale")
         check_number(self, "eta", low=0)
@@ -131,7 +133,8 @@ class CompletionSettings(SamplingSettings):
         eta: DDIM eta (official 1.0).
         framing: ``"squash"`` (official, whole image resized to the square) or ``"pad"`` (aspect kept).
         mask_rule: ``"rgb"`` (correct RGB->gray, default) or ``"official"`` (the official channel-swapped gray).
-        batch_size: (object, sample) pairs per pipeline call; lower it when memory is short.
+        batch_size: (object, sample) pairs per pipeline call; lower it when memory is short. None: 16 UNet rows,
+            that is 8 pairs with guidance and 16 without (a distilled student).
         keep_detached: keep the parts of a sample's mask not connected to the visible mask (the official read keeps
             every pixel; by default only the object attached to its visible part is kept).
     """
@@ -157,6 +160,14 @@ class CompletionSettings(SamplingSettings):
             "nargs": 2,
             "metavar": ("LOW", "HIGH"),
             "help": "guidance only at the steps with t/1000 in [LOW, HIGH], one UNet call at the others",
+        },
+    )
+    batch_size: int | None = field(
+        default=None,
+        metadata={
+            "flag": "--batch-size",
+            "help": f"(item, sample) pairs per model call (default: {DEFAULT_UNET_ROWS} UNet rows, i.e. "
+            f"{DEFAULT_UNET_ROWS // 2} with guidance, {DEFAULT_UNET_ROWS} without)",
         },
     )
     num_samples: int = field(default=4, metadata={"flag": "--samples", "help": "samples per object, voted per pixel"})

@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import requires_3d
 from diffusers import LCMScheduler
+from safetensors.torch import load_file
 
 from p2g3d import AmodalCompleter, Pix2GestaltPipeline
 from p2g3d.cli import main
@@ -160,6 +161,32 @@ def test_distillation_resumes_exactly_and_saves_a_student(distill_data, tiny_mod
         distill(_config(distill_data, tmp_path / "again", straight))
     with pytest.raises(InputError, match="other settings"):
         distill(_config(distill_data, tmp_path / "resumed", tiny_model_dir, guidance_scale=3.0, steps=6))
+
+
+@requires_3d
+def test_a_student_can_start_from_another_and_learn_from_data_too(distill_data, tiny_model_dir, tmp_path, monkeypatch):
+    from p2g3d.training import distill as distill_module
+
+    first = distill(_config(distill_data, tmp_path / "first", tiny_model_dir, steps=2))
+    teacher = Pix2GestaltPipeline.from_pretrained(tiny_model_dir)
+    start = distill_module._initial_student(teacher.unet, str(first))
+    saved = Pix2GestaltPipeline.from_pretrained(first).unet
+    assert all(torch.equal(x, y) for x, y in zip(start.parameters(), saved.parameters()))
+    assert not any(p.requires_grad for p in start.parameters())
+    with pytest.raises(InputError, match="differs from the teacher's"):
+        distill_module._initial_student(teacher.unet, "embedded-fast")
+    goals = []  # the data term compares the student's x0 with the training target, weighted
+    original = distill_module.consistency_loss
+    monkeypatch.setattr(
+        distill_module, "consistency_loss", lambda a, b, *rest: goals.append(b) or original(a, b, *rest)
+    )
+    distill(
+        _config(distill_data, tmp_path / "second", tiny_model_dir, steps=1, init_student=str(first), data_weight=0.5)
+    )
+    assert len(goals) == 2  # consistency, then data
+    encoded = load_file(str(tmp_path / "second" / "encoded_dataset.safetensors"))
+    targets = teacher.normalize_latents(encoded["mean"])
+    assert any(torch.allclose(goals[1][0], row) for row in targets)
 
 
 @requires_3d

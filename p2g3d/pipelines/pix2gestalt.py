@@ -59,8 +59,8 @@ class Pix2GestaltPipeline(ImageConditionedPipeline):
         if scene.shape[0] != 1:
             raise InputError(f"encode_scene_objects takes one scene, got {scene.shape[0]}")
         masks = preprocess_mask(visible_masks, size, size).to(self._execution_device)
-        image_latent = self.encode_latent_means(scene)
-        concat = torch.cat([image_latent.expand(masks.shape[0], -1, -1, -1), self.encode_latent_means(masks)], dim=1)
+        latents = self.encode_latent_means(torch.cat([scene, masks]))  # one VAE call: scene, then the K masks
+        concat = torch.cat([latents[:1].expand(masks.shape[0], -1, -1, -1), latents[1:]], dim=1)
         return self.encode_context(scene), concat
 
     @torch.no_grad()

@@ -114,7 +114,10 @@ def distillation_loss(pipe, teacher, target, batch: dict, config: DistillConfig,
     previous = guided_ddim_step(teacher, noisy, start, end, context, concat, config.guidance_scale, alphas_cumprod)
     with torch.no_grad():
         goal = consistency_function(target, previous, end, context, concat, alphas_cumprod)
-    return consistency_loss(prediction, goal, config.loss, config.huber_c)
+    loss = consistency_loss(prediction, goal, config.loss, config.huber_c)
+    if config.data_weight:
+        loss = loss + config.data_weight * consistency_loss(prediction, latents, config.loss, config.huber_c)
+    return loss
 
 
 @torch.no_grad()
@@ -149,6 +152,25 @@ def _load_teacher(config: DistillConfig):
     return pipe
 
 
+def _initial_student(teacher, init_student: str | None):
+    """A frozen copy of the teacher's UNet, or of the UNet of the student model ``init_student`` (same architecture)."""
+    if init_student is None:
+        return copy.deepcopy(teacher)
+    from diffusers import UNet2DConditionModel
+
+    from ..loading import quiet_loading, validate_model_folder
+
+    folder = resolve_model_name(init_student)
+    validate_model_folder(folder, "Pix2GestaltPipeline")
+    with quiet_loading():
+        unet = UNet2DConditionModel.from_pretrained(Path(folder) / "unet", torch_dtype=torch.float32)
+    ignored = {"_name_or_path", "_diffusers_version", "_use_default_values"}
+    differing = sorted(k for k in teacher.config if k not in ignored and unet.config.get(k) != teacher.config[k])
+    if differing:
+        raise InputError(f"--init-student {init_student}: its UNet differs from the teacher's in {differing}")
+    return unet.to(teacher.device).requires_grad_(False).eval()
+
+
 def distill(config: DistillConfig) -> Path:
     """Run (or resume) a distillation; returns the folder of the student model (``OUTPUT_DIR/model``).
 
@@ -172,8 +194,8 @@ def distill(config: DistillConfig) -> Path:
     for module in (pipe.vae, pipe.image_encoder, pipe.unet, pipe.cc_projection):
         module.requires_grad_(False)
     teacher = pipe.unet.eval()
-    target = copy.deepcopy(teacher)
-    student = copy.deepcopy(teacher).requires_grad_(True).train()
+    target = _initial_student(teacher, config.init_student)
+    student = copy.deepcopy(target).requires_grad_(True).train()
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda n: learning_rate_factor(n, config.warmup_steps, config.steps, config.decay_steps)

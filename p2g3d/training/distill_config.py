@@ -41,6 +41,14 @@ class DistillConfig:
         "huber", "--loss", "consistency distance (pseudo-Huber as LCM, or squared error)", choices=LOSSES
     )
     huber_c: float = 0.001
+    data_weight: float = option(
+        0.0,
+        "--data-weight",
+        "weight of a data term: the student's x0 against the training target (0: pure distillation)",
+    )
+    init_student: str | None = option(
+        None, "--init-student", "start the student from this student model's UNet (default: the teacher's)"
+    )
     mixed_precision: str = option(
         "no", "--mixed-precision", "accelerate mixed precision", choices=("no", "fp16", "bf16")
     )
@@ -72,6 +80,9 @@ class DistillConfig:
         check_number(self, "target_ema_decay", low=0, high=1)
         check_number(self, "guidance_scale", low=1)
         check_number(self, "huber_c", low=0, low_open=True)
+        check_number(self, "data_weight", low=0)
+        if self.init_student is not None:
+            self.init_student = str(self.init_student)
         if self.image_size is not None:
             check_number(self, "image_size", integer=True, low=8, high=1024)
 
