@@ -2,12 +2,14 @@
 solver, guidance on a limited interval, and the distilled few-step student; quality and time per object.
 
     python benchmarks/fast_sampling.py --data data/heldout-ood --limit 60 --samples 3 [--seeds 0 1]
-        [--teacher embedded] [--student embedded-fast] [--device cuda --batch-size 48] [--json FILE] [--plot PNG]
+        [--teacher embedded] [--student embedded-fast] [--pack 4] [--device cuda --batch-size 48 --pack 16]
+        [--json FILE] [--plot PNG]
 
 Every row scores the same objects with the same seeds (vote and single-sample mIoU, mean over seeds); "UNet rows /
 sample" counts the rows the UNet evaluated per sample (classifier-free guidance doubles them), "s / object" is the
-wall time per object with its samples (model loading excluded, one warm-up object first), "samples / s" the
-throughput. Runs on a GPU as it is (``--device cuda``). ``--plot`` draws vote mIoU against the UNet rows per sample.
+wall time per object with its samples (model loading excluded, one warm-up pack first; objects are completed
+``--pack`` at a time, sharing batches, as ``p2g3d eval-amodal`` does), "samples / s" the throughput. Runs on a GPU as
+it is (``--device cuda``). ``--plot`` draws vote mIoU against the UNet rows per sample.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ def main() -> None:
     parser.add_argument(
         "--batch-size", type=int, default=None, help="pairs per call (default: the completer's, 16 UNet rows)"
     )
+    parser.add_argument(
+        "--pack", type=int, default=4, help="objects per completer call, as `p2g3d eval-amodal --pack` (default 4)"
+    )
     parser.add_argument("--json", default=None)
     parser.add_argument("--plot", default=None, help="write quality against UNet rows per sample here (PNG)")
     args = parser.parse_args()
@@ -82,14 +87,16 @@ def main() -> None:
     results = []
     for label, role, settings in ROWS:
         completer = AmodalCompleter(models[role], num_samples=args.samples, batch_size=args.batch_size, **settings)
-        evaluate_amodal(completer, examples, seed=99, limit=1)  # warm-up (lazy initialisation, caches)
+        evaluate_amodal(
+            completer, examples, seed=99, limit=args.pack, pack=args.pack
+        )  # warm-up (lazy initialisation, caches)
         counter = RowCounter(completer.pipeline.unet)
         scores, seconds = [], 0.0
         for seed in args.seeds:
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
             started = time.perf_counter()
-            result = evaluate_amodal(completer, examples, seed=seed, limit=args.limit)
+            result = evaluate_amodal(completer, examples, seed=seed, limit=args.limit, pack=args.pack)
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
             seconds += time.perf_counter() - started
@@ -115,7 +122,7 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(
         f"\n{args.limit} objects of {args.data}, {args.samples} samples, seeds {args.seeds}, "
-        f"batch {args.batch_size or '16 UNet rows'}, "
+        f"{args.pack} objects per call, batch {args.batch_size or '16 UNet rows'}, "
         f"{name} ({torch.get_num_threads()} threads)\n"
     )
     print(

@@ -259,3 +259,28 @@ def test_eval_amodal_resumes_and_the_engines_agree(tmp_path, tiny_model_dir, cap
     accelerated = json.loads(capsys.readouterr().out)
     assert accelerated["miou_vote"] == pytest.approx(straight["miou_vote"], abs=0.5)
     assert accelerated["miou_visible"] == straight["miou_visible"]
+
+
+def test_evaluate_amodal_packs_objects_without_changing_their_noise(tmp_path, tiny_model_dir, capsys):
+    """In-process packs (the benchmarks' way) score as one object per call does and as ``eval-amodal`` does; the
+    baselines exactly, the samples up to batch-size rounding. A pack below 1 is refused."""
+    from p2g3d import AmodalCompleter
+    from p2g3d.datasets import write_dataset
+    from p2g3d.errors import InputError
+    from p2g3d.evaluation.amodal import evaluate_amodal
+    from p2g3d.evaluation.examples import FolderExamples
+    from p2g3d.training.composite import composite_samples
+
+    folder = write_dataset(composite_samples(seed=5, count=5, image_size=48), tmp_path / "data")
+    completer = AmodalCompleter.from_pretrained(str(tiny_model_dir), device="cpu", num_samples=2, num_inference_steps=2)
+    alone = evaluate_amodal(completer, FolderExamples(folder))
+    packed = evaluate_amodal(completer, FolderExamples(folder), pack=3)  # packs of 3 and 2
+    assert packed["objects"] == alone["objects"] == 5
+    assert packed["miou_visible"] == alone["miou_visible"]
+    assert packed["miou_vote"] == pytest.approx(alone["miou_vote"], abs=0.5)
+    argv = ["eval-amodal", "--data", str(folder), "--model", str(tiny_model_dir), "--device", "cpu"]
+    assert main([*argv, "--steps", "2", "--samples", "2", "--pack", "3"]) == 0
+    assert json.loads(capsys.readouterr().out)["miou_vote"] == pytest.approx(packed["miou_vote"], abs=1e-6)
+    for bad in (0, 1.5, True):
+        with pytest.raises(InputError, match="pack must be an integer >= 1"):
+            evaluate_amodal(completer, FolderExamples(folder), pack=bad)

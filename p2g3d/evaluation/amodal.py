@@ -23,6 +23,7 @@ annotation file in any layout of :mod:`.readers`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,17 +114,12 @@ def invisible_iou(prediction: np.ndarray, visible: np.ndarray, amodal: np.ndarra
     return mask_iou(prediction & ~visible, truth)
 
 
-def score_example(completer, example: AmodalExample, seed: int = 0) -> dict:
-    """Complete one example (seed rule: its item id and object index) and score it (:func:`score_completion`)."""
-    (result,) = completer(
-        example.image,
-        example.visible_mask,
-        seed=seed,
-        item=example.item_id,
-        object_ids=[example.object_index],
-        show_progress=False,
-    )
-    return score_completion(result, example)
+def score_examples(completer, examples: Sequence[AmodalExample], seed: int = 0) -> list[dict]:
+    """Complete the examples in one packed call (their objects and samples share the model's batches; seed rule: each
+    example's item id and object index, so packing changes no noise) and score each (:func:`score_completion`)."""
+    scenes = [(e.image, e.visible_mask, e.item_id, [e.object_index]) for e in examples]
+    results = completer.complete_many(scenes, seed=seed, show_progress=False)
+    return [score_completion(result, example) for (result,), example in zip(results, examples)]
 
 
 def score_completion(result, example: AmodalExample) -> dict:
@@ -166,26 +162,39 @@ def score_completion(result, example: AmodalExample) -> dict:
 
 
 def evaluate_amodal(
-    completer, examples, *, seed: int = 0, limit: int | None = None, group_by: str | None = None
+    completer,
+    examples,
+    *,
+    seed: int = 0,
+    limit: int | None = None,
+    group_by: str | None = None,
+    pack: int = 1,
 ) -> dict:
     """mIoU (percent) of each method over the examples (at most ``limit``, with a progress bar and ETA),
-    ``completer.settings.num_samples`` samples per object: :func:`summarize` of :func:`score_example` of each, in
-    this process. ``p2g3d eval-amodal`` runs the same scoring on the batch engines, resumably
-    (:mod:`p2g3d.jobs.eval_amodal`)."""
+    ``completer.settings.num_samples`` samples per object: :func:`summarize` of :func:`score_examples` of each pack of
+    ``pack`` examples (same noise, fuller batches), in this process. ``p2g3d eval-amodal`` runs the same scoring on
+    the batch engines, resumably, in packs of ``--pack`` (:mod:`p2g3d.jobs.eval_amodal`)."""
     total = len(examples) if hasattr(examples, "__len__") else None
     if limit is not None and total is not None:
         total = min(total, limit)
-    records = []
+    if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
+        raise InputError(f"pack must be an integer >= 1, got {pack!r}")
+    records, waiting = [], []
     for index, example in enumerate(tqdm(examples, desc="amodal evaluation", unit="object", total=total)):
         if limit is not None and index >= limit:
             break
         if example.visible_mask.any():
-            records.append(score_example(completer, example, seed))
+            waiting.append(example)
+        if len(waiting) == pack:
+            records += score_examples(completer, waiting, seed)
+            waiting = []
+    if waiting:
+        records += score_examples(completer, waiting, seed)
     return summarize(records, completer.settings.num_samples, group_by, examples)
 
 
 def summarize(records: list[dict], num_samples: int, group_by: str | None = None, examples=None) -> dict:
-    """The scores of :func:`score_example` records: overall (``miou_<method>``, ``miou_inv_<method>``, ``objects``,
+    """The scores of :func:`score_completion` records: overall (``miou_<method>``, ``miou_inv_<method>``, ``objects``,
     ``occluded_objects``, ``miou_vote_by_n`` and ``miou_best_by_n`` for n = 1..N), ``by_occlusion`` (per
     :data:`OCCLUSION_BINS` bin), ``by_category`` (when records name categories), and with ``group_by`` each value of
     that factor under ``"groups"`` (records without the factor count as ``"unknown"``); ``skipped`` and ``replaced``
