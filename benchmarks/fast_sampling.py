@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     parser.add_argument("--plot", default=None, help="write quality against UNet rows per sample here (PNG)")
     args = parser.parse_args()
+    if args.pack < 1:
+        parser.error(f"--pack must be at least 1, got {args.pack}")
 
     models = {
         role: AmodalCompleter.from_pretrained(name, device=args.device, num_samples=args.samples).pipeline
@@ -87,9 +89,8 @@ def main() -> None:
     results = []
     for label, role, settings in ROWS:
         completer = AmodalCompleter(models[role], num_samples=args.samples, batch_size=args.batch_size, **settings)
-        evaluate_amodal(
-            completer, examples, seed=99, limit=args.pack, pack=args.pack
-        )  # warm-up (lazy initialisation, caches)
+        # warm-up (lazy initialisation, caches)
+        evaluate_amodal(completer, examples, seed=99, limit=args.pack, pack=args.pack)
         counter = RowCounter(completer.pipeline.unet)
         scores, seconds = [], 0.0
         for seed in args.seeds:
